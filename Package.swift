@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// A small core of library modules (one per concern) and seven thin executables.
+// C libraries come in as system-library modules: OpenBLAS (math), libarchive (tarballs);
+// SQLite comes through GRDB.
+let package = Package(
+    name: "ner",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ner-queue", targets: ["ner-queue"]),
+        .executable(name: "ner-dispatch", targets: ["ner-dispatch"]),
+        .executable(name: "ner-train", targets: ["ner-train"]),
+        .executable(name: "ner-pack", targets: ["ner-pack"]),
+        .executable(name: "ner-register", targets: ["ner-register"]),
+        .executable(name: "ner-infer", targets: ["ner-infer"]),
+        .executable(name: "ner-serve", targets: ["ner-serve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+
+        // Core library modules.
+        .target(name: "NERCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "NERCLI", dependencies: [
+            "NERCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "NERRegistry", dependencies: [
+            "NERCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .target(name: "NERArtifact", dependencies: [
+            "NERCore", "CArchive",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "NERDispatch", dependencies: ["NERCore", "NERRegistry"]),
+        .target(name: "NERText", dependencies: ["NERCore"]),
+        .target(name: "NEREngine", dependencies: ["NERText", "NERCore", "CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+
+        // Executables: argument parsing and a call into the core.
+        .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERRegistry"]),
+        .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERDispatch", "NERRegistry"]),
+        .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
+        .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact"]),
+        .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
+        .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
+        .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore"]),
+
+        // Tests.
+        .testTarget(name: "NERCoreTests", dependencies: ["NERCore"]),
+        .testTarget(name: "NERRegistryTests", dependencies: ["NERRegistry", "NERCore"]),
+        .testTarget(name: "NERArtifactTests", dependencies: ["NERArtifact", "NERCore", "CArchive"]),
+        .testTarget(name: "NERTextTests", dependencies: ["NERText"]),
+        .testTarget(name: "NEREngineTests", dependencies: ["NEREngine", "NERText"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["NERCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

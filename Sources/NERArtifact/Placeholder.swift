@@ -1,0 +1,1 @@
+// NERArtifact: under construction.

@@ -1,0 +1,1 @@
+// NERDispatch: under construction.

@@ -1,0 +1,1 @@
+// NEREngine: under construction.

@@ -1,0 +1,1 @@
+// NERRegistry: under construction.

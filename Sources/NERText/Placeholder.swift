@@ -1,0 +1,1 @@
+// NERText: under construction.

@@ -61,12 +61,16 @@ let package = Package(
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore"]),
 
         // Tests.
-        .testTarget(name: "NERCoreTests", dependencies: ["NERCore"]),
-        .testTarget(name: "NERRegistryTests", dependencies: ["NERRegistry", "NERCore"]),
-        .testTarget(name: "NERArtifactTests", dependencies: ["NERArtifact", "NERCore", "CArchive"]),
-        .testTarget(name: "NERTextTests", dependencies: ["NERText"]),
-        .testTarget(name: "NEREngineTests", dependencies: ["NEREngine", "NERText"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["NERCore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
+        .testTarget(name: "NERRegistryTests", dependencies: ["TestSupport", "NERRegistry", "NERCore", "ner-register"]),
+        .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
+        .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore"]),
+        .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "TestSupport", "NERCore",
+            "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

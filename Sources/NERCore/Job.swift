@@ -1,0 +1,154 @@
+import Foundation
+
+/// The records' schema version (SPEC §3); bump when a field changes meaning.
+public let recordSchema = 1
+
+/// What a job asks a scheduler for (SPEC §3 `resources`).
+public struct Resources: Codable, Equatable, Sendable {
+    public var gpus: Int = 0
+    public var cpus: Int = 2
+    public var mem: String = "4G"
+    public var time: String = "02:00:00"
+    public var partition: String? = nil
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Resources()
+        gpus = try c.decodeIfPresent(Int.self, forKey: .gpus) ?? d.gpus
+        cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? d.cpus
+        mem = try c.decodeIfPresent(String.self, forKey: .mem) ?? d.mem
+        time = try c.decodeIfPresent(String.self, forKey: .time) ?? d.time
+        partition = try c.decodeIfPresent(String.self, forKey: .partition)
+    }
+}
+
+/// A training request's settings (SPEC §3 `spec`). Every field has a default, so a job needs
+/// only `train` (and usually `dev`).
+public struct JobSpec: Codable, Equatable, Sendable {
+    public var train: String = ""
+    public var dev: String? = nil
+    public var test: String? = nil
+    public var epochs: Int = 30
+    public var batchSize: Int = 32
+    public var learningRate: Double = 0.001
+    public var optimizer: String = "adam"
+    public var dropout: Double = 0.5
+    public var hiddenSize: Int = 200
+    public var wordDim: Int = 100
+    public var charDim: Int = 30
+    /// `none`, or a path to word vectors in word2vec/GloVe text format (plain or .gz).
+    public var embeddings: String = "none"
+    public var seed: Int = 1
+    public var device: String = "cpu"
+    /// 0 means every core.
+    public var threads: Int = 0
+    public var patience: Int = 5
+    public var resources: Resources = Resources()
+
+    public init(train: String = "") { self.train = train }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case train, dev, test, epochs, optimizer, dropout, embeddings, seed, device, threads, patience, resources
+        case batchSize = "batch_size", learningRate = "learning_rate", hiddenSize = "hidden_size"
+        case wordDim = "word_dim", charDim = "char_dim"
+    }
+
+    public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = JobSpec()
+        train = try c.decodeIfPresent(String.self, forKey: .train) ?? d.train
+        dev = try c.decodeIfPresent(String.self, forKey: .dev)
+        test = try c.decodeIfPresent(String.self, forKey: .test)
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
+        optimizer = try c.decodeIfPresent(String.self, forKey: .optimizer) ?? d.optimizer
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
+        wordDim = try c.decodeIfPresent(Int.self, forKey: .wordDim) ?? d.wordDim
+        charDim = try c.decodeIfPresent(Int.self, forKey: .charDim) ?? d.charDim
+        embeddings = try c.decodeIfPresent(String.self, forKey: .embeddings) ?? d.embeddings
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
+        device = try c.decodeIfPresent(String.self, forKey: .device) ?? d.device
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? d.patience
+        resources = try c.decodeIfPresent(Resources.self, forKey: .resources) ?? d.resources
+    }
+
+    /// Checks ranges and that the data files exist. Missing files are exit 66, bad values 64
+    /// (or 65 when `context` names an input line, since then the value came from data).
+    public func validate(context: String? = nil) throws {
+        func bad(_ m: String) -> ToolError {
+            if let context { return ToolError.data("\(context): \(m)") }
+            return ToolError.usage(m)
+        }
+        if train.isEmpty { throw bad("spec.train is required (a CoNLL file)") }
+        for (field, path) in [("train", train), ("dev", dev), ("test", test)] {
+            guard let path else { continue }
+            if !fileExists(path) {
+                throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")\(field) file \(path): no such file")
+            }
+        }
+        if embeddings != "none" && !fileExists(embeddings) {
+            throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")embeddings file \(embeddings): no such file")
+        }
+        if epochs < 1 || epochs > 10_000 { throw bad("epochs must be between 1 and 10000, got \(epochs)") }
+        if batchSize < 1 || batchSize > 65_536 { throw bad("batch_size must be between 1 and 65536, got \(batchSize)") }
+        if !(learningRate > 0 && learningRate <= 10) { throw bad("learning_rate must be in (0, 10], got \(learningRate)") }
+        if !["adam", "sgd"].contains(optimizer) { throw bad("optimizer must be adam or sgd, got \(optimizer)") }
+        if !(dropout >= 0 && dropout < 1) { throw bad("dropout must be in [0, 1), got \(dropout)") }
+        if hiddenSize < 1 || hiddenSize > 4096 { throw bad("hidden_size must be between 1 and 4096, got \(hiddenSize)") }
+        if wordDim < 1 || wordDim > 4096 { throw bad("word_dim must be between 1 and 4096, got \(wordDim)") }
+        if charDim < 0 || charDim > 1024 { throw bad("char_dim must be between 0 and 1024, got \(charDim)") }
+        if !["cpu", "cuda"].contains(device) { throw bad("device must be cpu or cuda, got \(device)") }
+        if threads < 0 || threads > 1024 { throw bad("threads must be between 0 and 1024, got \(threads)") }
+        if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
+        if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
+    }
+}
+
+/// A queued training request (SPEC §3). The record that flows through the pipeline is a JSON
+/// object holding these fields plus whatever later stages add.
+public struct Job: Codable, Equatable, Sendable {
+    public var schema: Int = recordSchema
+    public var jobId: String
+    public var name: String
+    public var createdAt: String
+    public var attempt: Int = 1
+    /// Higher runs first; FIFO by creation time within a priority.
+    public var priority: Int = 0
+    public var spec: JobSpec
+
+    enum CodingKeys: String, CodingKey {
+        case schema, name, attempt, priority, spec
+        case jobId = "job_id", createdAt = "created_at"
+    }
+
+    public init(name: String, spec: JobSpec, priority: Int = 0, createdAt: Date = Date()) {
+        self.name = name
+        self.jobId = Job.makeId(name: name)
+        self.createdAt = Timestamp.format(createdAt)
+        self.priority = priority
+        self.spec = spec
+    }
+
+    /// `NAME-UUID`, lower-case (SPEC §2).
+    public static func makeId(name: String) -> String {
+        "\(name)-\(UUID().uuidString.lowercased())"
+    }
+
+    /// Names become file names and id prefixes: letters, digits, `.`, `_`, `-`.
+    public static func validateName(_ name: String) throws {
+        let ok = !name.isEmpty && name.count <= 64 && name.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
+        } && !name.hasPrefix(".") && !name.hasPrefix("-")
+        if !ok {
+            throw ToolError.usage("name '\(name)' must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Helpers for tests that drive the real executables.
+public enum TestTools {
+    /// The folder holding the built products (the test binary lives there too).
+    public static let productsDir: String = {
+        if let dir = ProcessInfo.processInfo.environment["NER_BIN_DIR"] { return dir }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = (exe as NSString).deletingLastPathComponent
+        // XCTest on Linux runs <products>/<pkg>PackageTests.xctest; Swift Testing may run from a sub-bundle.
+        while !dir.isEmpty && dir != "/" && !FileManager.default.fileExists(atPath: dir + "/ner-queue") {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir
+    }()
+
+    public static func path(_ tool: String) -> String { productsDir + "/" + tool }
+
+    /// `../shared/data` beside the checkout, if present (CoNLL-2003, GloVe, Wikigold).
+    public static let sharedData: String? = {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }
+        let p = dir.deletingLastPathComponent().appendingPathComponent("shared/data").path
+        return FileManager.default.fileExists(atPath: p) ? p : nil
+    }()
+
+    /// The repository root (for examples/).
+    public static let repoRoot: String = {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }
+        return dir.path
+    }()
+}
+
+/// A fresh folder under /tmp, removed by `remove()`.
+public struct TempDir {
+    public let path: String
+
+    public init(_ label: String = "ner-test") {
+        let p = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        path = p
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    @discardableResult
+    public func write(_ name: String, _ content: String) -> String {
+        let p = file(name)
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        try! content.write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+}
+
+public struct RunResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+}
+
+/// Runs a tool to completion with `stdin` as input and returns its exit status and output.
+public func run(_ tool: String, _ args: [String], stdin: String = "", env: [String: String] = [:]) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: tool.hasPrefix("/") ? tool : TestTools.path(tool))
+    p.arguments = args
+    var environment = ProcessInfo.processInfo.environment
+    for (k, v) in env { environment[k] = v }
+    p.environment = environment
+    let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+    p.standardInput = inPipe
+    p.standardOutput = outPipe
+    p.standardError = errPipe
+    try p.run()
+    // Read both streams concurrently so a chatty child never blocks on a full pipe.
+    var out = Data(), err = Data()
+    let group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { out = outPipe.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) { err = errPipe.fileHandleForReading.readDataToEndOfFile() }
+    inPipe.fileHandleForWriting.write(Data(stdin.utf8))
+    try? inPipe.fileHandleForWriting.close()
+    group.wait()
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                     stderr: String(decoding: err, as: UTF8.self))
+}

@@ -144,3 +144,29 @@ public enum Output {
         }
     }
 }
+
+extension Output {
+    /// Prints a pipeline record and, when a dispatcher is watching (`NER_STATUS_FILE` is set),
+    /// appends it to that job's event log so every stage's transition reaches the registry.
+    public static func record(_ json: JSON) {
+        line(json)
+        StatusLog.append(json)
+    }
+}
+
+/// The per-job event log a dispatcher reads: one NDJSON line per stage record, appended with
+/// `O_APPEND` (one write per line) and fsynced.
+public enum StatusLog {
+    public static let environmentKey = "NER_STATUS_FILE"
+
+    public static func append(_ json: JSON) {
+        guard let path = ProcessInfo.processInfo.environment[environmentKey], !path.isEmpty else { return }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        var d = json.encoded()
+        d.append(0x0A)
+        _ = d.withUnsafeBytes { try? AtomicFile.writeAll(fd: fd, $0, path: path) }
+        fsync(fd)
+        close(fd)
+    }
+}

@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "TestSupport", "NERCore",
+            "TestSupport", "NERCore", "NERRegistry",
             "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",
         ]),
     ],

@@ -1,13 +1,100 @@
 import ArgumentParser
+import Foundation
 import NERCLI
 import NERCore
+import NERDispatch
+import NERRegistry
 
-struct Tool: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ner-dispatch", abstract: "Not built yet.",
-                                                    version: Toolchain.version)
+struct Dispatch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ner-dispatch",
+        abstract: "Claim queued NER jobs and run them while fewer than N run.",
+        usage: "ner-dispatch [--once | --drain | --watch] [--max-running N] [--command CMD] [--backend local]",
+        discussion: """
+        Claims jobs from $NER_HOME/spool/new by atomic rename into spool/cur while fewer than \
+        --max-running jobs run (counted over every dispatcher sharing the spool), and runs each \
+        one as `bash -o pipefail -c COMMAND` with the job record on stdin, stdout kept as the job's \
+        final record, stderr appended to $NER_HOME/logs/JOB_ID.log. The default command is the \
+        pipeline `ner-train | ner-pack | ner-register`, found beside ner-dispatch first. The job's \
+        exit status decides success.
+
+        WRITES
+          Every status transition (running, trained, packed, registered or done, failed, queued \
+        again, cancelled) to the registry and as one JSON line on stdout: \
+        {"event":"transition","job_id":...,"status":...,"attempt":...,"at":...}. Finished jobs go \
+        to spool/done; a failed job is retried with attempt + 1, and after --max-attempts it is \
+        dead-lettered to spool/failed with its cause.
+
+        CLAIMS AND LEASES
+          A claim carries its owner (host, pid) and a lease the owner renews while the job runs. A \
+        claim whose owner died (same host) or whose lease expired (any host) is returned to the \
+        queue with attempt + 1 by any dispatcher; on the same host the dead owner's job processes \
+        are killed first, so a job never runs twice at once.
+
+        MODES
+          --once   claim what may run now, wait for those jobs, exit (for cron).
+          --drain  keep claiming until the queue is empty and every job it started ended.
+          --watch  keep going; SIGINT/SIGTERM stop claiming and wait for running jobs.
+
+        EXAMPLES
+          ner-dispatch --drain --max-running 2
+          * * * * * ner-dispatch --once --max-running 1 >> ~/.ner/dispatch.ndjson 2>&1
+          ner-dispatch --watch --command 'ner-train | ner-pack | ner-register && notify-send done'
+
+        \(exitCodeHelp)
+          ner-dispatch exits 1 when a job it ran was dead-lettered during this run.
+        """,
+        version: Toolchain.version)
+
     @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Claim what may run now, wait for it, exit (the default).") var once = false
+    @Flag(help: "Run until the queue is empty.") var drain = false
+    @Flag(help: "Keep running and claiming until SIGINT/SIGTERM.") var watch = false
+    @Option(help: "Most jobs running at once, across all dispatchers sharing the spool.") var maxRunning = 1
+    @Option(help: "Attempts before a failing job is dead-lettered to spool/failed.") var maxAttempts = 3
+    @Option(help: ArgumentHelp("Seconds a claim stays valid without a heartbeat.", valueName: "SECONDS")) var lease: Double = 300
+    @Option(help: ArgumentHelp("Seconds between checks on running jobs.", valueName: "SECONDS")) var poll: Double = 0.2
+    @Option(help: ArgumentHelp("Command each job runs, its record on stdin.", valueName: "CMD"))
+    var command = "ner-train | ner-pack | ner-register"
+    @Option(help: "Where jobs run: local.") var backend = "local"
+
+    func validate() throws {
+        if [once, drain, watch].filter({ $0 }).count > 1 { throw ValidationError("give only one of --once, --drain, --watch") }
+        if maxRunning < 1 { throw ValidationError("--max-running must be at least 1") }
+        if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+        if !(lease > 0) { throw ValidationError("--lease must be positive") }
+        if !(poll > 0 && poll <= 60) { throw ValidationError("--poll must be in (0, 60] seconds") }
+        if backend != "local" { throw ValidationError("unknown backend '\(backend)' (this build has: local)") }
+    }
+
     func run() throws {
-        try runTool("ner-dispatch", common) { _ in throw ToolError.unavailable("ner-dispatch is not built yet") }
+        try runTool("ner-dispatch", common) { log in
+            let home = common.resolvedHome
+            try home.ensureLayout()
+            let registry = try Registry(path: home.registry)
+            var options = DispatchOptions()
+            options.mode = watch ? .watch : drain ? .drain : .once
+            options.maxRunning = maxRunning
+            options.maxAttempts = maxAttempts
+            options.lease = lease
+            options.pollInterval = poll
+            options.command = command
+            options.toolDirectory = executableDirectory()
+            let dispatcher = Dispatcher(home: home, registry: registry, backend: LocalBackend(spool: Spool(home: home)),
+                                        options: options, emit: { Output.line($0) })
+            dispatcher.installStopHandlers()
+            try dispatcher.run()
+            if dispatcher.deadLettered > 0 {
+                throw ToolError.failure("\(dispatcher.deadLettered) job(s) dead-lettered (see ner-queue --list)")
+            }
+        }
     }
 }
-Tool.main()
+
+func executableDirectory() -> String? {
+    guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+    return (exe as NSString).deletingLastPathComponent
+}
+
+Dispatch.main()

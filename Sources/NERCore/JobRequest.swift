@@ -1,0 +1,75 @@
+import Foundation
+
+/// Turns a training request (flags or one JSON line) into a validated job record.
+public enum JobRequest {
+    static let topLevelFields: Set<String> = ["name", "priority", "spec"]
+
+    /// Builds a job from `request`: either `{"name", "priority", "spec": {...}}` or the spec's fields
+    /// at the top level beside `name`/`priority`. Unknown fields are refused (a typo must not silently
+    /// train with a default). Relative paths are made absolute, since the job may run elsewhere.
+    /// `context` (`stdin:3`) marks data errors (65); without it errors are usage errors (64).
+    public static func make(from request: JSON, context: String?, defaultName: String? = nil) throws -> Job {
+        func bad(_ m: String) -> ToolError {
+            context.map { ToolError.data("\($0): \(m)") } ?? ToolError.usage(m)
+        }
+        guard var fields = request.objectValue else { throw bad("expected a JSON object") }
+        var specFields: [String: JSON] = [:]
+        if let nested = fields.removeValue(forKey: "spec") {
+            guard let o = nested.objectValue else { throw bad("spec must be an object") }
+            specFields = o
+        }
+        let known = Set(JobSpec.fieldNames)
+        for (k, v) in fields where !topLevelFields.contains(k) {
+            guard known.contains(k) else { throw bad("unknown field '\(k)'") }
+            specFields[k] = v
+        }
+        for k in specFields.keys where !known.contains(k) { throw bad("unknown field 'spec.\(k)'") }
+        if let r = specFields["resources"]?.objectValue {
+            for k in r.keys where !["gpus", "cpus", "mem", "time", "partition"].contains(k) {
+                throw bad("unknown field 'resources.\(k)'")
+            }
+        }
+
+        var spec: JobSpec
+        do {
+            spec = try JSON.object(specFields).decode(JobSpec.self)
+        } catch let DecodingError.typeMismatch(type, ctx) {
+            throw bad("\(fieldPath(ctx.codingPath)): expected \(typeName(type))")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw bad("\(fieldPath(ctx.codingPath)): \(ctx.debugDescription)")
+        } catch {
+            throw bad("invalid spec: \(error)")
+        }
+        spec.train = spec.train.isEmpty ? "" : absolute(spec.train)
+        spec.dev = spec.dev.map(absolute)
+        spec.test = spec.test.map(absolute)
+        if spec.embeddings != "none" { spec.embeddings = absolute(spec.embeddings) }
+        try spec.validate(context: context)
+
+        let name: String
+        switch fields["name"] {
+        case .string(let n)?: name = n
+        case nil, .null?: name = defaultName ?? "ner"
+        default: throw bad("name must be a string")
+        }
+        do { try Job.validateName(name) } catch let e as ToolError { throw bad(e.message) }
+        var priority = 0
+        if let p = fields["priority"] {
+            guard let v = p.intValue, (-9...9).contains(v) else { throw bad("priority must be an integer from -9 to 9") }
+            priority = v
+        }
+        return Job(name: name, spec: spec, priority: priority)
+    }
+
+    static func fieldPath(_ path: [CodingKey]) -> String {
+        path.isEmpty ? "spec" : path.map(\.stringValue).joined(separator: ".")
+    }
+
+    static func typeName(_ t: Any.Type) -> String {
+        switch t {
+        case is Int.Type, is Double.Type: return "a number"
+        case is String.Type: return "a string"
+        default: return "\(t)".lowercased()
+        }
+    }
+}

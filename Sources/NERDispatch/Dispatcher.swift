@@ -1,0 +1,279 @@
+import Foundation
+import NERCore
+import NERRegistry
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct DispatchOptions: Sendable {
+    public enum Mode: String, Sendable { case once, drain, watch }
+    public var mode: Mode = .once
+    /// Jobs running at once across every dispatcher sharing the spool.
+    public var maxRunning = 1
+    public var maxAttempts = 3
+    /// Seconds a claim stays valid without a heartbeat.
+    public var lease: TimeInterval = 300
+    public var pollInterval: TimeInterval = 0.2
+    /// The pipeline each job runs, its record on stdin.
+    public var command = "ner-train | ner-pack | ner-register"
+    /// Prepended to PATH so the default pipeline finds the tools installed beside ner-dispatch.
+    public var toolDirectory: String?
+
+    public init() {}
+}
+
+/// Claims jobs from the spool while fewer than `maxRunning` run, runs them on a backend, and
+/// writes every status transition to the registry and, as one NDJSON line each, to `emit`.
+public final class Dispatcher {
+    let home: Home
+    let spool: Spool
+    let registry: Registry
+    let backend: DispatchBackend
+    let options: DispatchOptions
+    let emit: (JSON) -> Void
+    let me = ProcessIdentity.current
+    var running: [RunningJob] = []
+    var queueCache: ArraySlice<String> = []
+    var queueCacheTime = Date.distantPast
+    public private(set) var deadLettered = 0
+    var stopRequested = false
+
+    public init(home: Home, registry: Registry, backend: DispatchBackend, options: DispatchOptions,
+                emit: @escaping (JSON) -> Void) {
+        self.home = home
+        self.spool = Spool(home: home)
+        self.registry = registry
+        self.backend = backend
+        self.options = options
+        self.emit = emit
+    }
+
+    /// Asks the loop to stop claiming; running jobs are waited for (`--watch` on SIGINT/SIGTERM).
+    public func requestStop() { stopRequested = true }
+
+    public func run() throws {
+        try spool.ensureLayout()
+        var claimedOnce = false
+        while true {
+            if dispatchStopSignal != 0 { stopRequested = true }
+            recover()
+            let mayClaim = !stopRequested && (options.mode != .once || !claimedOnce)
+            if mayClaim {
+                try claimWhileFree()
+                claimedOnce = true
+            }
+            try tend()
+            if running.isEmpty {
+                switch options.mode {
+                case .once: return
+                case .drain:
+                    refreshQueue(force: true)
+                    if queueCache.isEmpty || stopRequested { return }
+                case .watch:
+                    if stopRequested { return }
+                }
+            }
+            usleep(UInt32(options.pollInterval * 1_000_000))
+        }
+    }
+
+    // MARK: Claiming
+
+    /// Claims jobs until the global cap is reached or the queue is empty. The count of live
+    /// claims and the claim itself happen under one lock, so racing dispatchers never exceed it.
+    func claimWhileFree() throws {
+        refreshQueue(force: false)
+        guard !queueCache.isEmpty else { return }
+        try withSpoolLock {
+            var free = options.maxRunning - spool.claimNames().count
+            while free > 0 {
+                if queueCache.isEmpty { refreshQueue(force: true) }
+                guard let claim = try spool.claim(from: &queueCache, owner: me) else { break }
+                free -= 1
+                try launch(claim)
+            }
+        }
+    }
+
+    func refreshQueue(force: Bool) {
+        if force || queueCache.isEmpty || Date().timeIntervalSince(queueCacheTime) > 1 {
+            queueCache = ArraySlice(spool.queuedNames())
+            queueCacheTime = Date()
+        }
+    }
+
+    func withSpoolLock<T>(_ body: () throws -> T) throws -> T {
+        let fd = open(spool.root + "/dispatch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ToolError.failure("\(spool.root)/dispatch.lock: \(errnoString())") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw ToolError.failure("cannot lock \(spool.root)/dispatch.lock: \(errnoString())") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    func launch(_ claim: Spool.Claim) throws {
+        let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
+        unlink(job.eventsPath)
+        spool.clearCancel(job.jobId)
+        try transition(job, "running")
+        var env = ProcessInfo.processInfo.environment
+        env["NER_HOME"] = home.root
+        env["NER_JOB_ID"] = job.jobId
+        env["NER_ATTEMPT"] = String(job.attempt)
+        env[StatusLog.environmentKey] = job.eventsPath
+        if let dir = options.toolDirectory { env["PATH"] = dir + ":" + (env["PATH"] ?? "/usr/bin:/bin") }
+        do {
+            try backend.start(job, command: options.command, environment: env)
+        } catch let e as ToolError {
+            running.append(job)
+            try finish(job, .failed(e.message))
+            running.removeAll { $0 === job }
+            return
+        }
+        running.append(job)
+    }
+
+    // MARK: Tending running jobs
+
+    func tend() throws {
+        var still: [RunningJob] = []
+        for job in running {
+            if !job.cancelling && spool.cancelRequested(job.jobId) {
+                job.cancelling = true
+                backend.cancel(job)
+            }
+            if Date().timeIntervalSince(job.lastRenewal) > options.lease / 3 {
+                spool.renew(job.claim)
+                job.lastRenewal = Date()
+            }
+            harvestEvents(job)
+            if let exit = backend.poll(job) {
+                harvestEvents(job)
+                try finish(job, exit)
+            } else {
+                still.append(job)
+            }
+        }
+        running = still
+    }
+
+    /// Records the transitions the pipeline's stages reported in the job's event log.
+    func harvestEvents(_ job: RunningJob) {
+        guard let data = FileManager.default.contents(atPath: job.eventsPath), !data.isEmpty else { return }
+        let lines = data.split(separator: 0x0A)
+        guard lines.count > job.eventsSeen else { return }
+        for line in lines[job.eventsSeen...] {
+            guard let record = try? JSON.parse(Data(line)), let status = record["status"]?.stringValue,
+                  status != job.lastStatus, status != "failed" else { continue }
+            try? transition(job, status, modelId: record["model_id"]?.stringValue, record: record)
+        }
+        job.eventsSeen = lines.count
+    }
+
+    func finish(_ job: RunningJob, _ exit: JobExit) throws {
+        spool.clearCancel(job.jobId)
+        switch exit {
+        case .succeeded:
+            var record = job.claim.job
+            if let out = lastRecord(job.outputPath) { record = out }
+            if job.lastStatus == "running" { try transition(job, "done", record: record) }
+            try spool.complete(job.claim, record: record)
+        case .failed(let how):
+            let cancelled = job.cancelling
+            let cause = cancelled ? "cancelled" : failureCause(job, how)
+            try transition(job, cancelled ? "cancelled" : "failed", error: cause)
+            let outcome = try spool.fail(job.claim, error: cause, maxAttempts: options.maxAttempts, retry: !cancelled)
+            switch outcome {
+            case .requeued(let attempt):
+                try record(jobId: job.jobId, name: job.name, status: "queued", attempt: attempt, error: cause)
+            case .deadLettered:
+                deadLettered += 1
+                if !cancelled {
+                    emit(event(jobId: job.jobId, name: job.name, status: "dead-lettered", attempt: job.attempt, error: cause))
+                }
+            }
+        }
+        unlink(job.outputPath)
+    }
+
+    /// `exit 1: ner-train: error: train.txt:12: expected 4 columns, found 2` — the exit and the last
+    /// line the job wrote to its log, which is where the tools put their one-line errors.
+    func failureCause(_ job: RunningJob, _ how: String) -> String {
+        guard let data = FileManager.default.contents(atPath: job.logPath) else { return how }
+        let text = String(decoding: data.suffix(4096), as: UTF8.self)
+        let last = text.split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard let last, !last.contains("attempt \(job.attempt) on ") else { return how }
+        return "\(how): \(last.trimmingCharacters(in: .whitespaces))"
+    }
+
+    func lastRecord(_ path: String) -> JSON? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        for line in data.split(separator: 0x0A).reversed() {
+            if let j = try? JSON.parse(Data(line)), j.objectValue != nil { return j }
+        }
+        return nil
+    }
+
+    // MARK: Recovery
+
+    /// Returns jobs of dead or silent dispatchers to the queue (or dead-letters them).
+    func recover() {
+        let recovered = spool.recoverExpired(lease: options.lease, maxAttempts: options.maxAttempts, except: me) {
+            backend.killOrphan(jobId: $0)
+        }
+        for r in recovered {
+            let name = r.job["name"]?.stringValue ?? ""
+            let attempt = r.job["attempt"]?.intValue ?? 1
+            try? record(jobId: r.jobId, name: name, status: "failed", attempt: attempt, error: r.reason)
+            switch r.outcome {
+            case .requeued(let next):
+                try? record(jobId: r.jobId, name: name, status: "queued", attempt: next, error: r.reason)
+            case .deadLettered:
+                deadLettered += 1
+                emit(event(jobId: r.jobId, name: name, status: "dead-lettered", attempt: attempt, error: r.reason))
+            }
+        }
+    }
+
+    // MARK: Transitions
+
+    func transition(_ job: RunningJob, _ status: String, error: String? = nil, modelId: String? = nil,
+                    record: JSON? = nil) throws {
+        job.lastStatus = status
+        try self.record(jobId: job.jobId, name: job.name, status: status, attempt: job.attempt, error: error,
+                        backendId: job.backendId, modelId: modelId, record: record)
+    }
+
+    func record(jobId: String, name: String, status: String, attempt: Int, error: String? = nil,
+                backendId: String? = nil, modelId: String? = nil, record: JSON? = nil) throws {
+        try registry.recordTransition(jobId: jobId, name: name, status: status, attempt: attempt, error: error,
+                                      backendId: backendId, modelId: modelId, record: record)
+        var e = event(jobId: jobId, name: name, status: status, attempt: attempt, error: error)
+        if let modelId { e["model_id"] = .string(modelId) }
+        if let backendId { e["backend_id"] = .string(backendId) }
+        emit(e)
+    }
+
+    func event(jobId: String, name: String, status: String, attempt: Int, error: String?) -> JSON {
+        var o: [String: JSON] = [
+            "schema": .int(Int64(recordSchema)), "event": "transition", "job_id": .string(jobId),
+            "name": .string(name), "status": .string(status), "attempt": .int(Int64(attempt)),
+            "at": .string(Timestamp.now()), "host": .string(me.host), "pid": .int(Int64(me.pid)),
+            "backend": .string(backend.name),
+        ]
+        if let error { o["error"] = .string(error) }
+        return .object(o)
+    }
+}
+
+/// Set by SIGINT/SIGTERM: the dispatcher stops claiming and waits for its running jobs.
+nonisolated(unsafe) public var dispatchStopSignal: Int32 = 0
+
+extension Dispatcher {
+    public func installStopHandlers() {
+        signal(SIGINT) { _ in dispatchStopSignal = 1 }
+        signal(SIGTERM) { _ in dispatchStopSignal = 1 }
+    }
+}

@@ -1,1 +1,0 @@
-// NERDispatch: under construction.

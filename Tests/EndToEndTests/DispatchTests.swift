@@ -1,0 +1,144 @@
+import Foundation
+import NERCore
+import NERRegistry
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ner-dispatch against a real spool and registry, with `--command` stand-ins.
+@Suite struct DispatchTests {
+    func queue(_ t: TempDir, count: Int, name: String = "job") throws -> [String] {
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let lines = (0..<count).map { _ in #"{"name":"\#(name)","train":"\#(train)"}"# }.joined(separator: "\n")
+        let r = try run("ner-queue", ["--home", t.path], stdin: lines + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        return try r.lines.map { try JSON.parse($0)["job_id"]!.stringValue! }
+    }
+
+    func files(_ t: TempDir, _ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(t.path)/spool/\(dir)")) ?? []).filter { !$0.hasPrefix(".") }
+    }
+
+    func spawn(_ tool: String, _ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestTools.path(tool))
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Four dispatchers race over 500 jobs: each runs exactly once, none lost, and no more than
+    /// --max-running run at once across all of them.
+    @Test func fourDispatchersRunEveryJobExactlyOnce() throws {
+        let t = TempDir("ner-race"); defer { t.remove() }
+        let ids = try queue(t, count: 500)
+        let cap = 6
+        try FileManager.default.createDirectory(atPath: t.file("running"), withIntermediateDirectories: true)
+        // Each job notes itself, counts the jobs running beside it, and records that it ran.
+        let command = """
+            mkdir "\(t.path)/running/$NER_JOB_ID"; ls "\(t.path)/running" | wc -l >> "\(t.path)/concurrency"; \
+            sleep 0.02; rmdir "\(t.path)/running/$NER_JOB_ID"; echo "$NER_JOB_ID" >> "\(t.path)/ran"
+            """
+        let dispatchers = try (0..<4).map { _ in
+            try spawn("ner-dispatch", ["--home", t.path, "--drain", "--max-running", "\(cap)", "--poll", "0.01", "--command", command])
+        }
+        for d in dispatchers { d.waitUntilExit(); #expect(d.terminationStatus == 0) }
+        let ran = try String(contentsOfFile: t.file("ran"), encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(ran.count == 500)
+        #expect(Set(ran) == Set(ids))
+        let peak = try String(contentsOfFile: t.file("concurrency"), encoding: .utf8)
+            .split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.max() ?? 0
+        #expect(peak <= cap)
+        #expect(peak > 1)
+        #expect(files(t, "done").count == 500)
+        #expect(files(t, "new").isEmpty && files(t, "cur").isEmpty && files(t, "failed").isEmpty)
+        let registry = try Registry(path: t.path + "/registry.sqlite")
+        let finished = try registry.jobs(status: "done")
+        #expect(finished.count == 500)
+    }
+
+    /// kill -9 of a dispatcher holding claims: the next dispatcher stops the orphaned jobs, returns
+    /// them with attempt 2, and each completes exactly once.
+    @Test func killedDispatcherJobsAreRecoveredOnce() throws {
+        let t = TempDir("ner-kill"); defer { t.remove() }
+        let ids = try queue(t, count: 3, name: "k")
+        let command = #"sleep 4; echo "$NER_JOB_ID $NER_ATTEMPT" >> "\#(t.path)/ran""#
+        let first = try spawn("ner-dispatch", ["--home", t.path, "--drain", "--max-running", "3", "--lease", "2", "--command", command])
+        let deadline = Date().addingTimeInterval(20)
+        while files(t, "cur").count < 3 && Date() < deadline { usleep(50_000) }
+        #expect(files(t, "cur").count == 3)
+        usleep(300_000)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let second = try run("ner-dispatch", ["--home", t.path, "--drain", "--max-running", "3", "--lease", "2", "--poll", "0.05", "--command", command])
+        #expect(second.status == 0, "\(second.stderr)")
+        let ran = try String(contentsOfFile: t.file("ran"), encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(ran.sorted() == ids.map { "\($0) 2" }.sorted())
+        let registry = try Registry(path: t.path + "/registry.sqlite")
+        for id in ids {
+            let statuses = try registry.transitions(jobId: id).map { "\($0.status)/\($0.attempt)" }
+            #expect(statuses == ["queued/1", "running/1", "failed/1", "queued/2", "running/2", "done/2"], "\(statuses)")
+            #expect(try registry.job(id)?.status == "done")
+        }
+        #expect(files(t, "done").count == 3)
+        // The orphaned first attempts were stopped: nothing more gets written after they would have finished.
+        sleep(1)
+        #expect(try String(contentsOfFile: t.file("ran"), encoding: .utf8).split(separator: "\n").count == 3)
+    }
+
+    /// A failing job is retried, then dead-lettered with its cause; the registry shows `failed`
+    /// with the error, never a job stuck "running".
+    @Test func failingJobIsRetriedThenDeadLettered() throws {
+        let t = TempDir("ner-fail"); defer { t.remove() }
+        let ids = try queue(t, count: 1, name: "bad")
+        let command = #"cat > /dev/null; echo "$NER_ATTEMPT" >> "\#(t.path)/attempts"; echo "ner-train: error: train.txt:3: expected 4 columns, found 2" >&2; exit 65"#
+        let r = try run("ner-dispatch", ["--home", t.path, "--drain", "--max-attempts", "3", "--poll", "0.02", "--command", command])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("1 job(s) dead-lettered"))
+        #expect(try String(contentsOfFile: t.file("attempts"), encoding: .utf8) == "1\n2\n3\n")
+        #expect(files(t, "failed").count == 1)
+        let dead = try JSON.parse(Data(contentsOf: URL(fileURLWithPath: "\(t.path)/spool/failed/\(files(t, "failed")[0])")))
+        #expect(dead["error"]?.stringValue == "exit 65: ner-train: error: train.txt:3: expected 4 columns, found 2")
+        #expect(dead["attempt"] == 3)
+        let registry = try Registry(path: t.path + "/registry.sqlite")
+        let job = try #require(try registry.job(ids[0]))
+        #expect(job.status == "failed")
+        #expect(job.error?.contains("expected 4 columns") == true)
+        let statuses = try registry.transitions(jobId: ids[0]).map(\.status)
+        #expect(statuses == ["queued", "running", "failed", "queued", "running", "failed", "queued", "running", "failed"])
+        let events = try r.lines.map { try JSON.parse($0) }
+        #expect(events.last?["status"] == "dead-lettered")
+    }
+
+    /// Cancelling a running job stops its processes and does not retry it.
+    @Test func cancellingARunningJobStopsIt() throws {
+        let t = TempDir("ner-cancel"); defer { t.remove() }
+        let ids = try queue(t, count: 1, name: "c")
+        let d = try spawn("ner-dispatch", ["--home", t.path, "--once", "--poll", "0.05", "--command", "sleep 30"])
+        let deadline = Date().addingTimeInterval(10)
+        while files(t, "cur").isEmpty && Date() < deadline { usleep(50_000) }
+        let c = try run("ner-queue", ["--home", t.path, "--cancel", ids[0]])
+        #expect(c.status == 0, "\(c.stderr)")
+        d.waitUntilExit()
+        #expect(Date() < deadline.addingTimeInterval(10))
+        #expect(files(t, "failed").count == 1)
+        let registry = try Registry(path: t.path + "/registry.sqlite")
+        #expect(try registry.job(ids[0])?.status == "cancelled")
+    }
+
+    /// --max-running is respected by --once: it claims what may run now and exits when those end.
+    @Test func onceClaimsOnlyUpToTheCap() throws {
+        let t = TempDir("ner-once"); defer { t.remove() }
+        _ = try queue(t, count: 5, name: "o")
+        let r = try run("ner-dispatch", ["--home", t.path, "--once", "--max-running", "2", "--poll", "0.02", "--command", "cat > /dev/null"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(files(t, "done").count == 2)
+        #expect(files(t, "new").count == 3)
+        let statuses = try r.lines.map { try JSON.parse($0)["status"]!.stringValue! }
+        #expect(statuses.sorted() == ["done", "done", "running", "running"])
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import NERCore
+import Testing
+import TestSupport
+
+/// ner-queue: valid jobs land in spool/new; bad input exits with its documented code, one line,
+/// and writes nothing.
+@Suite struct QueueTests {
+    func spoolFiles(_ home: String, _ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(home)/spool/\(dir)")) ?? []).filter { !$0.hasPrefix(".") }
+    }
+
+    @Test func queuesAJobFromFlags() throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let r = try run("ner-queue", ["--home", t.path, "--name", "news", "--train", train, "--epochs", "7", "--gpus", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try JSON.parse(r.stdout)
+        #expect(job["name"] == "news")
+        #expect(job["job_id"]?.stringValue?.hasPrefix("news-") == true)
+        #expect(job["attempt"] == 1)
+        #expect(job["spec"]?["epochs"] == 7)
+        #expect(job["spec"]?["train"]?.stringValue == train)
+        #expect(job["spec"]?["resources"]?["gpus"] == 1)
+        let queued = spoolFiles(t.path, "new")
+        #expect(queued.count == 1)
+        #expect(queued.first?.hasSuffix("\(job["job_id"]!.stringValue!).json") == true)
+        #expect(spoolFiles(t.path, "tmp").isEmpty)
+    }
+
+    @Test func queuesManyFromStdinWithFlagDefaults() throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let lines = (0..<20).map { #"{"name":"g\#($0)","train":"\#(train)","seed":\#($0),"priority":\#($0 % 3)}"# }
+        let r = try run("ner-queue", ["--home", t.path, "--epochs", "3"], stdin: lines.joined(separator: "\n") + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        let jobs = try r.lines.map { try JSON.parse($0) }
+        #expect(jobs.count == 20)
+        #expect(jobs.allSatisfy { $0["spec"]?["epochs"] == 3 })
+        #expect(Set(jobs.compactMap { $0["job_id"]?.stringValue }).count == 20)
+        let list = try run("ner-queue", ["--home", t.path, "--list"])
+        let listed = try list.lines.map { try JSON.parse($0) }
+        // Higher priority first, FIFO within a priority.
+        #expect(listed.map { $0["priority"]!.intValue! } == jobs.map { $0["priority"]!.intValue! }.sorted(by: >))
+        let seedsOfPriority2 = listed.filter { $0["priority"] == 2 }.compactMap { $0["name"]?.stringValue }
+        #expect(seedsOfPriority2 == ["g2", "g5", "g8", "g11", "g14", "g17"])
+    }
+
+    @Test(arguments: [
+        // (stdin, args, expected exit, text the one-line error must contain)
+        ("{\"train\":\"TRAIN\"}\n{broken\n", [String](), Int32(65), "stdin:2:"),
+        ("{\"train\":\"/nonexistent/train.txt\"}\n", [], 66, "/nonexistent/train.txt"),
+        ("{\"train\":\"TRAIN\",\"epochs\":-2}\n", [], 65, "epochs"),
+        ("{\"train\":\"TRAIN\",\"epoch\":2}\n", [], 65, "unknown field 'epoch'"),
+        ("{\"train\":\"TRAIN\",\"epochs\":\"ten\"}\n", [], 65, "epochs: expected a number"),
+        ("[1,2]\n", [], 65, "expected a JSON object"),
+        ("", ["--train", "TRAIN", "--epochs=-2"], 64, "epochs"),
+        ("", ["--train", "/nonexistent/x.txt"], 66, "/nonexistent/x.txt"),
+        ("", ["--train", "TRAIN", "--name", "../evil"], 64, "name"),
+    ])
+    func badInputWritesNothing(stdin: String, args: [String], status: Int32, mentions: String) throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let r = try run("ner-queue", ["--home", t.path] + args.map { $0 == "TRAIN" ? train : $0 },
+                        stdin: stdin.replacingOccurrences(of: "TRAIN", with: train))
+        #expect(r.status == status, "\(r.stderr)")
+        let errLines = r.stderr.split(separator: "\n")
+        #expect(errLines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("ner-queue: error: "), "\(r.stderr)")
+        #expect(r.stderr.contains(mentions), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        #expect(spoolFiles(t.path, "new").isEmpty)
+        #expect(spoolFiles(t.path, "tmp").isEmpty)
+    }
+
+    @Test func cancelAQueuedJobDeadLettersIt() throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let job = try JSON.parse(try run("ner-queue", ["--home", t.path, "--train", train]).stdout)
+        let id = job["job_id"]!.stringValue!
+        let c = try run("ner-queue", ["--home", t.path, "--cancel", id])
+        #expect(c.status == 0, "\(c.stderr)")
+        let shown = try JSON.parse(try run("ner-queue", ["--home", t.path, "--show", id]).stdout)
+        #expect(shown["state"] == "failed")
+        #expect(shown["error"]?.stringValue?.hasPrefix("cancelled") == true)
+        #expect(try run("ner-queue", ["--home", t.path, "--show", "nope-1"]).status == 66)
+        #expect(try run("ner-queue", ["--home", t.path, "--purge"]).status == 0)
+        #expect(spoolFiles(t.path, "failed").isEmpty)
+    }
+}

@@ -8,6 +8,7 @@ PREFIX    ?= /usr/local
 DEMO_HOME ?= $(CURDIR)/.demo-home
 TOOLS     := ner-queue ner-dispatch ner-train ner-pack ner-register ner-infer ner-serve
 APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
+TEST_PKGS := strace
 SWIFTFLAGS := -c $(CONFIG)
 
 .PHONY: all deps build test demo bench install clean
@@ -16,7 +17,7 @@ all: build
 
 # Installs the C libraries with apt-get when missing (needs root or sudo).
 deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PKGS) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -47,6 +47,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NERDispatch", dependencies: ["NERCore", "NERRegistry"]),
+        .target(name: "NERModelStore", dependencies: ["NERCore", "NERRegistry", "NERArtifact"]),
         .target(name: "NERText", dependencies: ["NERCore"]),
         .target(name: "NEREngine", dependencies: ["NERText", "NERCore", "CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
@@ -57,13 +58,16 @@ let package = Package(
         .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
-        .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
+        .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
-        .testTarget(name: "NERRegistryTests", dependencies: ["TestSupport", "NERRegistry", "NERCore", "ner-register"]),
+        .testTarget(name: "NERRegistryTests", dependencies: [
+            "TestSupport", "NERRegistry", "NERCore", "NERArtifact", "ner-register",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),

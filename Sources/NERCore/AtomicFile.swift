@@ -96,11 +96,16 @@ public enum AtomicFile {
         }
         close(dirFD)
         var dirs = Set<String>()
+        var placed: [String] = []
         while let s = staged.first {
             guard rename(s.tmp, s.path) == 0 else {
-                throw ToolError(.failure, "cannot move \(s.tmp) to \(s.path): \(errnoString())")
+                let reason = errnoString()
+                // All or nothing: take back the files of this batch already in place.
+                for p in placed { unlink(p) }
+                throw ToolError(.failure, "cannot move \(s.tmp) to \(s.path): \(reason)")
             }
             staged.removeFirst()
+            placed.append(s.path)
             dirs.insert((s.path as NSString).deletingLastPathComponent)
         }
         for d in dirs { syncDirectory(d) }

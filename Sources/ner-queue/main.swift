@@ -7,6 +7,17 @@ import NERRegistry
 import Glibc
 #endif
 
+/// The spec fields and their defaults, from JobSpec itself so the help never drifts.
+let specDefaults: String = {
+    let d = JobSpec()
+    return "train, dev, test (CoNLL files), epochs (\(d.epochs)), batch_size (\(d.batchSize)), "
+        + "learning_rate (\(d.learningRate)), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
+        + "hidden_size (\(d.hiddenSize)), word_dim (\(d.wordDim)), char_dim (\(d.charDim)), "
+        + "embeddings (\(d.embeddings), or a word2vec/GloVe text file), seed (\(d.seed)), device (\(d.device): cpu|cuda), "
+        + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), resources {gpus (\(d.resources.gpus)), "
+        + "cpus (\(d.resources.cpus)), mem (\(d.resources.mem)), time (\(d.resources.time)), partition}."
+}()
+
 struct Queue: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ner-queue",
@@ -29,10 +40,7 @@ struct Queue: ParsableCommand {
         written: one bad line writes nothing. Relative paths are made absolute.
 
         SPEC FIELDS (defaults)
-          train, dev, test (CoNLL files), epochs (30), batch_size (32), learning_rate (0.001), \
-        optimizer (adam|sgd), dropout (0.5), hidden_size (200), word_dim (100), char_dim (30), \
-        embeddings (none, or word2vec/GloVe text file), seed (1), device (cpu|cuda), \
-        threads (0 = all cores), patience (5), resources {gpus, cpus, mem, time, partition}.
+          \(specDefaults)
 
         MANAGING THE QUEUE
           --list prints one line per job (queued, running, done, failed) with its attempt and \

@@ -90,6 +90,14 @@ extension JSON {
 
     public var compactString: String { String(decoding: encoded(), as: UTF8.self) }
 
+    /// One NDJSON line: the compact encoding and a newline. Job files hold one, so a job file can
+    /// be a tool's stdin as it is.
+    public func ndjsonLine() -> Data {
+        var d = encoded()
+        d.append(0x0A)
+        return d
+    }
+
     /// Human-readable, key-sorted encoding for files people open.
     public func prettyEncoded() -> Data {
         let e = JSONEncoder()

@@ -44,7 +44,7 @@ public struct Spool: Sendable {
         for job in jobs {
             guard let jobId = job["job_id"]?.stringValue else { throw ToolError.failure("job without job_id") }
             let key = Spool.key(priority: job["priority"]?.intValue ?? 0, createdNanos: Spool.nowNanos(), jobId: jobId)
-            files.append((job.prettyEncoded(), new + "/" + key))
+            files.append((job.ndjsonLine(), new + "/" + key))
         }
         try AtomicFile.writeBatch(files, stagingDir: tmp)
         return files.map(\.path)
@@ -172,7 +172,7 @@ public struct Spool: Sendable {
         if record == claim.job {
             try AtomicFile.move(claim.path, to: done + "/" + claim.key)
         } else {
-            try AtomicFile.write(record.prettyEncoded(), to: done + "/" + claim.key)
+            try AtomicFile.write(record.ndjsonLine(), to: done + "/" + claim.key)
             // If this unlink is lost to a crash, recovery finds the job in done/ and drops the claim.
             unlink(claim.path)
         }
@@ -194,7 +194,7 @@ public struct Spool: Sendable {
             next["last_error"] = .string(error)
             // Idempotent: the requeued copy has the same name, so a crash between the two steps
             // below leaves a job that the next recovery finds already queued.
-            try AtomicFile.write(next.prettyEncoded(), to: tmp + "/" + key)
+            try AtomicFile.write(next.ndjsonLine(), to: tmp + "/" + key)
             try AtomicFile.move(tmp + "/" + key, to: new + "/" + key)
             unlink(path)
             return .requeued(attempt: attempt + 1)
@@ -208,7 +208,7 @@ public struct Spool: Sendable {
         dead["status"] = "failed"
         dead["error"] = .string(error)
         dead["failed_at"] = .string(Timestamp.now())
-        try AtomicFile.write(dead.prettyEncoded(), to: failed + "/" + key)
+        try AtomicFile.write(dead.ndjsonLine(), to: failed + "/" + key)
         unlink(path)
     }
 

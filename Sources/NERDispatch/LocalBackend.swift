@@ -31,6 +31,9 @@ public final class LocalBackend: DispatchBackend {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // The job gets stdin, stdout and stderr only: no registry handles, no pipes of whoever
+        // started the dispatcher (a reader waiting for EOF must not wait on the job too).
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -91,6 +94,10 @@ public final class LocalBackend: DispatchBackend {
         unlink(pidFile(jobId))
     }
 }
+
+/// glibc ≥ 2.34 has it; the Glibc module hides it behind _GNU_SOURCE.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func posix_spawn_file_actions_addclosefrom_np(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
 
 /// Calls `body` with a NULL-terminated C array of the strings.
 func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {

@@ -130,6 +130,17 @@ import Glibc
         #expect(try registry.job(ids[0])?.status == "cancelled")
     }
 
+    /// Regression: jobs inherited the dispatcher's descriptors (registry files, its parent's pipes),
+    /// so a parent waiting for the killed dispatcher's pipes waited for its jobs too.
+    @Test func jobsInheritOnlyStandardDescriptors() throws {
+        let t = TempDir("ner-fds"); defer { t.remove() }
+        _ = try queue(t, count: 1, name: "fd")
+        let r = try run("ner-dispatch", ["--home", t.path, "--once", "--command", #"ls /proc/$$/fd > "\#(t.path)/fds""#])
+        #expect(r.status == 0, "\(r.stderr)")
+        let fds = try String(contentsOfFile: t.file("fds"), encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(fds.filter { $0 != "255" } == ["0", "1", "2"])
+    }
+
     /// --max-running is respected by --once: it claims what may run now and exits when those end.
     @Test func onceClaimsOnlyUpToTheCap() throws {
         let t = TempDir("ner-once"); defer { t.remove() }

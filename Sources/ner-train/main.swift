@@ -1,13 +1,172 @@
 import ArgumentParser
+import Foundation
 import NERCLI
 import NERCore
+import NEREngine
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Tool: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ner-train", abstract: "Not built yet.",
-                                                    version: Toolchain.version)
+    static let configuration = CommandConfiguration(
+        commandName: "ner-train",
+        abstract: "Train a named-entity tagger (BiLSTM-CNN-CRF on OpenBLAS) from CoNLL data.",
+        discussion: """
+        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one
+        model per record that has a "spec", and prints the record again with "model_id", "model_dir",
+        "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do
+        fields ner-train does not know. With no record on the input, the flags alone describe the job
+        (--train is then required). Flags override the record's spec fields.
+
+        DATA
+          CoNLL column files: token in the first column, tag in the last (IOB1, IOB2/BIO or BIOES);
+          blank lines end sentences; -DOCSTART- lines are skipped. --embeddings takes word vectors in
+          word2vec/GloVe text format, plain or .gz; their dimension sets the word-vector size.
+
+        WRITES (in the model folder, default $NER_HOME/models/MODEL_ID)
+          model.json, weights.bin, vocab.bin   the best epoch's model (by dev F1), loadable by ner-infer
+          metrics.json                         dev/test precision, recall, F1 overall and per type
+          history.ndjson                       one line per epoch: loss, dev F1, speed
+          checkpoint/                          the last epoch's state, for --resume
+        Progress goes to stderr: a bar on a terminal, one line per epoch otherwise.
+
+        TRAINING
+          Adam (or SGD) with gradient clipping at norm 5, dropout, learning rate decaying as
+          lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1
+          (0 turns it off), a checkpoint after every epoch. Results are identical for the same data,
+          seed and thread count. A loss that becomes NaN or infinite stops training with exit 1; the
+          last good checkpoint is kept. --resume continues from the checkpoint in --output; --epochs
+          is the total, not additional, and the model id stays the same.
+
+        EXAMPLES
+          ner-train --train data/train.txt --dev data/dev.txt --embeddings glove.6B.50d.txt.gz
+          ner-queue --name conll --train train.txt --dev dev.txt --print | ner-train | ner-pack | ner-register
+          ner-train --job job.json --output models/run1 --resume --epochs 40
+
+        \(exitCodeHelp)
+        """,
+        version: Toolchain.version)
+
     @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: ArgumentHelp("Read job records from FILE instead of standard input.", valueName: "FILE"))
+    var job: String?
+
+    @Option(name: .long, help: ArgumentHelp("Training data (CoNLL). Overrides spec.train.", valueName: "FILE"))
+    var train: String?
+
+    @Option(name: .long, help: ArgumentHelp("Development data for model selection and early stopping. Overrides spec.dev.", valueName: "FILE"))
+    var dev: String?
+
+    @Option(name: .long, help: ArgumentHelp("Test data, scored once with the best model. Overrides spec.test.", valueName: "FILE"))
+    var test: String?
+
+    @Option(name: .long, help: ArgumentHelp("Total number of epochs (spec default: \(JobSpec().epochs)).", valueName: "N"))
+    var epochs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Pretrained word vectors (word2vec/GloVe text, plain or .gz), or none (default: \(JobSpec().embeddings)).", valueName: "FILE"))
+    var embeddings: String?
+
+    @Option(name: .long, help: ArgumentHelp("Random seed (default: \(JobSpec().seed)).", valueName: "N"))
+    var seed: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Worker threads; 0 means every core (default: \(JobSpec().threads)).", valueName: "N"))
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Sentences per batch (default: \(JobSpec().batchSize)).", valueName: "N"))
+    var batchSize: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Initial learning rate (default: \(JobSpec().learningRate)).", valueName: "RATE"))
+    var learningRate: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec().patience)).", valueName: "N"))
+    var patience: Int?
+
+    @Option(name: .long, help: ArgumentHelp("cpu or cuda (default: \(JobSpec().device)). This build has no CUDA backend.", valueName: "DEVICE"))
+    var device: String?
+
+    @Option(name: .long, help: ArgumentHelp("Model folder (default: $NER_HOME/models/MODEL_ID).", valueName: "DIR"))
+    var output: String?
+
+    @Flag(name: .long, help: "Continue from the checkpoint in --output (or the record's model_dir).")
+    var resume = false
+
+    @Option(name: .long, help: ArgumentHelp("Model name, the prefix of its id (default: the record's name, else \"model\").", valueName: "NAME"))
+    var name: String?
+
     func run() throws {
-        try runTool("ner-train", common) { _ in throw ToolError.unavailable("ner-train is not built yet") }
+        try runTool("ner-train", common) { log in
+            var records: [(JSON, String?)] = []
+            if let job {
+                guard fileExists(job) else { throw ToolError.noInput("\(job): no such file") }
+                var reader = NDJSONReader(try LineReader(path: job))
+                while let r = try reader.next() { records.append((r, "\(job):\(reader.lines.lineNumber)")) }
+            } else if isatty(0) == 0 {
+                var reader = NDJSONReader(LineReader())
+                while let r = try reader.next() { records.append((r, "stdin:\(reader.lines.lineNumber)")) }
+            }
+            if records.isEmpty {
+                guard train != nil else { throw ToolError.usage("no job record on the input and no --train given") }
+                records.append((["schema": .int(Int64(recordSchema)), "spec": [:]], nil))
+            }
+            for (record, context) in records {
+                guard record["spec"] != nil else {
+                    Output.record(record)
+                    continue
+                }
+                Output.record(try trainOne(record, context: context, log: log))
+            }
+        }
+    }
+
+    func trainOne(_ input: JSON, context: String?, log: Logger) throws -> JSON {
+        var specJSON = input["spec"]?.objectValue ?? [:]
+        var spec: JobSpec
+        do { spec = try JSON.object(specJSON).decode(JobSpec.self) } catch {
+            throw ToolError.data("\(context ?? "job"): spec: malformed (\(error.localizedDescription))")
+        }
+        if let train { spec.train = train }
+        if let dev { spec.dev = dev }
+        if let test { spec.test = test }
+        if let epochs { spec.epochs = epochs }
+        if let embeddings { spec.embeddings = embeddings }
+        if let seed { spec.seed = seed }
+        if let threads { spec.threads = threads }
+        if let batchSize { spec.batchSize = batchSize }
+        if let learningRate { spec.learningRate = learningRate }
+        if let patience { spec.patience = patience }
+        if let device { spec.device = device }
+        try spec.validate(context: context)
+        if spec.device == "cuda" { throw ToolError.unavailable("no CUDA backend in this build") }
+        let modelName = name ?? input["name"]?.stringValue ?? "model"
+        try Job.validateName(modelName)
+
+        let outputDir: String
+        let modelId = Job.makeId(name: modelName)
+        if resume {
+            guard let dir = output ?? input["model_dir"]?.stringValue else {
+                throw ToolError.usage("--resume needs --output DIR (the folder of the run to continue)")
+            }
+            outputDir = absolute(dir)
+        } else if let output {
+            outputDir = absolute(output)
+        } else {
+            let home = common.resolvedHome
+            try home.ensureLayout()
+            outputDir = home.models + "/" + modelId
+        }
+        log.info("training \(modelName) into \(outputDir)")
+        let outcome = try Trainer.run(TrainingOptions(spec: spec, name: modelName, modelId: modelId, outputDir: outputDir,
+                                                      resume: resume, progress: !common.quiet))
+        for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }
+        var out = input
+        out["spec"] = .object(specJSON)
+        out["model_id"] = .string(outcome.modelId)
+        out["model_dir"] = .string(outcome.modelDir)
+        out["metrics"] = outcome.metrics
+        out["status"] = "trained"
+        return out
     }
 }
+
 Tool.main()

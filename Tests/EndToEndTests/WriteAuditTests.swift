@@ -15,7 +15,7 @@ import TestSupport
         var description: String { "\(path): \(problem)" }
     }
 
-    /// Replays an strace log (`-f -e trace=openat,rename,renameat,renameat2,fsync,fdatasync,syncfs,close`).
+    /// Replays an strace log (`-f -e trace=openat,rename,renameat,renameat2,link,linkat,fsync,fdatasync,syncfs`).
     static func audit(_ log: String, home: String) -> (created: Int, violations: [Violation]) {
         var fds: [String: String] = [:]          // "pid:fd" -> path
         var synced = Set<String>()
@@ -40,7 +40,8 @@ import TestSupport
                 if let p = fds["\(pid):\(fd)"] { synced.insert(p) }
             } else if call.hasPrefix("syncfs(") {
                 for (p, owner) in createdBy where owner == pid { synced.insert(p) }
-            } else if call.hasPrefix("rename") {
+            } else if call.hasPrefix("rename") || call.hasPrefix("link(") || call.hasPrefix("linkat(") {
+                // link + unlink is the no-overwrite form of rename.
                 let paths = quoted(call)
                 guard paths.count == 2 else { continue }
                 renamedFrom[paths[0]] = paths[1]
@@ -68,7 +69,7 @@ import TestSupport
     func traced(_ t: TempDir, _ tool: String, _ args: [String], stdin: String = "") throws -> RunResult {
         let log = t.file("strace-\(tool)-\(UUID().uuidString.prefix(6)).txt")
         let r = try run("/usr/bin/strace", ["-f", "-qq", "-o", log,
-                                           "-e", "trace=openat,rename,renameat,renameat2,fsync,fdatasync,syncfs",
+                                           "-e", "trace=openat,rename,renameat,renameat2,link,linkat,fsync,fdatasync,syncfs",
                                            TestTools.path(tool)] + args, stdin: stdin)
         let found = Self.audit(try String(contentsOfFile: log, encoding: .utf8), home: t.path + "/home")
         #expect(found.violations.isEmpty, "\(tool): \(found.violations)")
@@ -89,6 +90,25 @@ import TestSupport
         #expect(d.status == 0, "\(d.stderr)")
         let c = try traced(t, "ner-queue", ["--home", home, "--purge"])
         #expect(c.status == 0)
+    }
+
+    @Test func trainPackRegisterInferWriteEveryFileAtomically() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
+            print("skipping: strace is not installed (make deps installs it for make test)")
+            return
+        }
+        let t = TempDir("ner-audit2"); defer { t.remove() }
+        let home = t.path + "/home"
+        let data = TestTools.repoRoot + "/examples/data"
+        let job = #"{"name":"audit","spec":{"train":"\#(data)/dev.txt","dev":"\#(data)/test.txt","epochs":1,"hidden_size":16,"word_dim":16,"char_dim":8}}"#
+        let trained = try traced(t, "ner-train", ["--home", home], stdin: job + "\n")
+        #expect(trained.status == 0, "\(trained.stderr)")
+        let packed = try traced(t, "ner-pack", ["--home", home], stdin: trained.stdout)
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let registered = try traced(t, "ner-register", ["--home", home], stdin: packed.stdout)
+        #expect(registered.status == 0, "\(registered.stderr)")
+        let inferred = try traced(t, "ner-infer", ["--home", home, "--model", "audit"], stdin: "Peter went to Paris.\n")
+        #expect(inferred.status == 0, "\(inferred.stderr)")
     }
 
     @Test func auditCatchesAnInPlaceWrite() {

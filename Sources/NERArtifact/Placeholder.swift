@@ -1,1 +1,0 @@
-// NERArtifact: under construction.

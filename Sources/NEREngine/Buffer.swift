@@ -1,0 +1,74 @@
+import Foundation
+
+/// A growable, 64-byte aligned scratch array of scalars. Workspaces keep these across batches so
+/// the hot loops never allocate; `reserve` only reallocates when a batch is bigger than any before.
+final class Scratch<T> {
+    private(set) var pointer: UnsafeMutablePointer<T>
+    private(set) var capacity: Int
+
+    init(_ capacity: Int = 0) {
+        self.capacity = max(capacity, 16)
+        pointer = Scratch.allocate(self.capacity)
+    }
+
+    deinit { free(pointer) }
+
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<T> {
+        var raw: UnsafeMutableRawPointer?
+        posix_memalign(&raw, 64, max(n, 1) * MemoryLayout<T>.stride)
+        return raw!.bindMemory(to: T.self, capacity: n)
+    }
+
+    /// Makes room for `n` elements (contents are not kept) and returns the pointer.
+    @discardableResult
+    func reserve(_ n: Int) -> UnsafeMutablePointer<T> {
+        if n > capacity {
+            free(pointer)
+            capacity = n + n / 4
+            pointer = Scratch.allocate(capacity)
+        }
+        return pointer
+    }
+}
+
+extension Scratch where T: Numeric {
+    /// Reserves `n` elements set to zero.
+    @discardableResult
+    func zeroed(_ n: Int) -> UnsafeMutablePointer<T> {
+        let p = reserve(n)
+        p.update(repeating: 0, count: n)
+        return p
+    }
+}
+
+/// SplitMix64: small, fast and fully determined by its seed, so runs repeat exactly.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    public private(set) var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// A generator for one purpose (an epoch's shuffle, one batch's dropout) derived from the run seed,
+    /// so a resumed run draws exactly what an uninterrupted one would.
+    public init(seed: Int, stream: UInt64...) {
+        var s = UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15
+        for v in stream { s = (s ^ v) &* 0xBF58_476D_1CE4_E5B9 &+ 0x94D0_49BB_1331_11EB }
+        state = s
+        _ = next()
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func unit() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+
+    /// Uniform in [-a, a).
+    public mutating func uniform(_ a: Float) -> Float { (unit() * 2 - 1) * a }
+}
+
+@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }

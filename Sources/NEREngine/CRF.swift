@@ -1,0 +1,146 @@
+import Foundation
+
+/// The linear-chain CRF over one sentence's emissions, in Double. Forward-backward runs in
+/// probability space with per-step normalisation (one exp per tag per step instead of one per
+/// tag pair); disallowed transitions have probability 0.
+struct CRFTables {
+    let k: Int
+    var expTrans: [Double]
+    var expStart: [Double]
+    var expEnd: [Double]
+    var logTrans: [Double]
+    var logStart: [Double]
+    var logEnd: [Double]
+
+    init(trans: UnsafePointer<Float>, start: UnsafePointer<Float>, end: UnsafePointer<Float>, tags: TagSet) {
+        k = tags.count
+        expTrans = (0..<(k * k)).map { tags.allowed[$0] ? exp(Double(trans[$0])) : 0 }
+        expStart = (0..<k).map { tags.allowedStart[$0] ? exp(Double(start[$0])) : 0 }
+        expEnd = (0..<k).map { tags.allowedEnd[$0] ? exp(Double(end[$0])) : 0 }
+        logTrans = (0..<(k * k)).map { tags.allowed[$0] ? Double(trans[$0]) : -.infinity }
+        logStart = (0..<k).map { tags.allowedStart[$0] ? Double(start[$0]) : -.infinity }
+        logEnd = (0..<k).map { tags.allowedEnd[$0] ? Double(end[$0]) : -.infinity }
+    }
+}
+
+/// Per-thread scratch for the CRF; sized for the longest sentence seen.
+final class CRFScratch {
+    let alpha = Scratch<Double>(), beta = Scratch<Double>(), expE = Scratch<Double>(), norm = Scratch<Double>()
+    let back = Scratch<Int32>()
+
+    /// Runs forward-backward on emissions `e` (T×K, row stride `stride`). Returns log Z and leaves
+    /// the node marginals in `alpha` (T×K). If `gold` is given, also writes d(loss)/d(emission)
+    /// × `scale` into `dE` (same stride) and accumulates the transition gradients.
+    @discardableResult
+    func forwardBackward(_ e: (Int) -> UnsafePointer<Float>, length t: Int, _ tab: CRFTables,
+                         gold: ((Int) -> Int)? = nil, scale: Float = 1,
+                         dE: ((Int) -> UnsafeMutablePointer<Float>)? = nil,
+                         dTrans: UnsafeMutablePointer<Float>? = nil, dStart: UnsafeMutablePointer<Float>? = nil,
+                         dEnd: UnsafeMutablePointer<Float>? = nil) -> Double {
+        let k = tab.k
+        let al = alpha.reserve(t * k), be = beta.reserve(t * k), ex = expE.reserve(t * k), s = norm.reserve(t + 1)
+        var logZ = 0.0
+        for step in 0..<t {
+            let row = e(step)
+            var m = -Double.infinity
+            for b in 0..<k { m = max(m, Double(row[b])) }
+            for b in 0..<k { ex[step * k + b] = exp(Double(row[b]) - m) }
+            var sum = 0.0
+            for b in 0..<k {
+                var v: Double
+                if step == 0 {
+                    v = tab.expStart[b]
+                } else {
+                    v = 0
+                    let prev = al + (step - 1) * k
+                    for a in 0..<k { v += prev[a] * tab.expTrans[a * k + b] }
+                }
+                v *= ex[step * k + b]
+                al[step * k + b] = v
+                sum += v
+            }
+            for b in 0..<k { al[step * k + b] /= sum }
+            s[step] = sum
+            logZ += m + log(sum)
+        }
+        var zEnd = 0.0
+        for b in 0..<k { zEnd += al[(t - 1) * k + b] * tab.expEnd[b] }
+        logZ += log(zEnd)
+        for a in 0..<k { be[(t - 1) * k + a] = tab.expEnd[a] / zEnd }
+        if t > 1 {
+            for step in stride(from: t - 2, through: 0, by: -1) {
+                let next = be + (step + 1) * k, en = ex + (step + 1) * k, sn = s[step + 1]
+                for a in 0..<k {
+                    var v = 0.0
+                    for b in 0..<k { v += tab.expTrans[a * k + b] * en[b] * next[b] }
+                    be[step * k + a] = v / sn
+                }
+            }
+        }
+        guard let gold, let dE else {
+            for i in 0..<(t * k) { al[i] *= be[i] }
+            return logZ
+        }
+        // Pairwise marginals need alpha before it is turned into node marginals.
+        if let dTrans {
+            for step in 1..<max(t, 1) {
+                let prev = al + (step - 1) * k, cur = be + step * k, en = ex + step * k, sn = s[step]
+                for a in 0..<k where prev[a] != 0 {
+                    for b in 0..<k {
+                        dTrans[a * k + b] += scale * Float(prev[a] * tab.expTrans[a * k + b] * en[b] * cur[b] / sn)
+                    }
+                }
+                dTrans[gold(step - 1) * k + gold(step)] -= scale
+            }
+        }
+        var goldScore = 0.0
+        for step in 0..<t {
+            let g = gold(step), d = dE(step), row = e(step)
+            for b in 0..<k { d[b] = scale * Float(al[step * k + b] * be[step * k + b]) }
+            d[g] -= scale
+            goldScore += Double(row[g])
+            if step > 0 { goldScore += tab.logTrans[gold(step - 1) * k + g] }
+        }
+        goldScore += tab.logStart[gold(0)] + tab.logEnd[gold(t - 1)]
+        if let dStart, let dEnd {
+            for b in 0..<k {
+                dStart[b] += scale * Float(al[b] * be[b])
+                dEnd[b] += scale * Float(al[(t - 1) * k + b] * be[(t - 1) * k + b])
+            }
+            dStart[gold(0)] -= scale
+            dEnd[gold(t - 1)] -= scale
+        }
+        return logZ - goldScore
+    }
+
+    /// The best tag path (Viterbi, in log space) written into `out`.
+    func viterbi(_ e: (Int) -> UnsafePointer<Float>, length t: Int, _ tab: CRFTables, into out: UnsafeMutablePointer<Int32>) {
+        let k = tab.k
+        let score = alpha.reserve(t * k), bp = back.reserve(t * k)
+        for step in 0..<t {
+            let row = e(step)
+            for b in 0..<k {
+                if step == 0 {
+                    score[b] = tab.logStart[b] + Double(row[b])
+                    continue
+                }
+                var best = -Double.infinity, arg: Int32 = 0
+                for a in 0..<k {
+                    let v = score[(step - 1) * k + a] + tab.logTrans[a * k + b]
+                    if v > best { best = v; arg = Int32(a) }
+                }
+                score[step * k + b] = best + Double(row[b])
+                bp[step * k + b] = arg
+            }
+        }
+        var best = -Double.infinity, arg = 0
+        for b in 0..<k {
+            let v = score[(t - 1) * k + b] + tab.logEnd[b]
+            if v > best { best = v; arg = b }
+        }
+        out[t - 1] = Int32(arg)
+        if t > 1 {
+            for step in stride(from: t - 1, through: 1, by: -1) { out[step - 1] = bp[step * k + Int(out[step])] }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import NERCore
+import NERText
+
+/// One sentence's tags (BIO) and, per token, the model's confidence in its tag: the CRF marginal
+/// probability of that tag at that position.
+public struct Prediction: Sendable, Equatable {
+    public var tags: [String]
+    public var scores: [Float]
+
+    public init(tags: [String], scores: [Float]) {
+        self.tags = tags
+        self.scores = scores
+    }
+}
+
+/// A trained model loaded from its folder for inference. Weights and vocabulary are memory-mapped
+/// read-only and shared, so loading is near-instant and several processes share one copy.
+public final class NERModel: @unchecked Sendable {
+    let tagger: Tagger
+    private let manifest: ModelFile.Manifest
+    /// How many threads one `predict` call may use; several concurrent callers each get their own.
+    public var threads: Int
+
+    init(tagger: Tagger, manifest: ModelFile.Manifest) {
+        self.tagger = tagger
+        self.manifest = manifest
+        threads = ProcessInfo.processInfo.activeProcessorCount
+        useSingleThreadedBLAS()
+    }
+
+    /// Loads a model folder. A missing folder or file is exit 66; a corrupt, foreign or newer-format
+    /// model is exit 65 with a one-line reason.
+    public static func load(_ dir: String) throws -> NERModel {
+        let (m, t) = try ModelFile.read(dir)
+        return NERModel(tagger: t, manifest: m)
+    }
+
+    public var id: String { manifest.id }
+    public var name: String { manifest.name }
+    /// The entity types the model tags, sorted (e.g. LOC, MISC, ORG, PER).
+    public var labels: [String] { manifest.tagSet.types }
+
+    /// Tags tokenised sentences. Thread-safe.
+    public func predict(_ sentences: [[String]]) -> [Prediction] {
+        let encoded = sentences.map { tagger.encoder.encode($0) }
+        let (ids, scores) = tagger.decode(encoded, threads: threads)
+        let names = manifest.tagSet.tags
+        return zip(ids, scores).map { path, s in
+            Prediction(tags: Tags.fromBIOES(path.map { names[Int($0)] }), scores: s)
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+
+/// The fast path: forward and backward for a batch of sentences that all have the same length,
+/// laid out time-major (row `t * n + i` is token t of sentence i), so every step of the LSTM is one
+/// GEMM over the batch and no padding or masking is needed. One workspace per thread; buffers grow
+/// to the largest batch seen and are then reused.
+final class Workspace {
+    private(set) var n = 0
+    private(set) var length = 0
+    var rows: Int { n * length }
+
+    // Inputs, time-major.
+    private(set) var words: [Int32] = []
+    private var casing: [UInt8] = []
+    private var tags: [Int32] = []
+    private var tokenChars: [Int32] = []
+    private var charStarts: [Int32] = [0]
+
+    let x = Scratch<Float>(), maskX = Scratch<Float>(), cols = Scratch<Float>(), convOut = Scratch<Float>()
+    let argmax = Scratch<Int32>()
+    let gates = [Scratch<Float>(), Scratch<Float>()], cells = [Scratch<Float>(), Scratch<Float>()]
+    let tanhCells = [Scratch<Float>(), Scratch<Float>()]
+    let hcat = Scratch<Float>(), maskH = Scratch<Float>(), hdrop = Scratch<Float>(), emissions = Scratch<Float>()
+    let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
+    let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
+    let crf = CRFScratch()
+    var dropoutUsed = false
+
+    /// Loads sentences (all of one length) into the time-major input arrays.
+    func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
+        n = batch.count
+        length = batch.first?.count ?? 0
+        let r = rows
+        words.removeAll(keepingCapacity: true)
+        casing.removeAll(keepingCapacity: true)
+        tags.removeAll(keepingCapacity: true)
+        tokenChars.removeAll(keepingCapacity: true)
+        charStarts.removeAll(keepingCapacity: true)
+        charStarts.append(0)
+        words.reserveCapacity(r)
+        let hasTags = batch.allSatisfy { $0.tags.count == $0.count }
+        for t in 0..<length {
+            for s in batch {
+                words.append(s.words[t])
+                casing.append(s.casing[t])
+                if hasTags { tags.append(s.tags[t]) }
+                let lo = Int(s.charStarts[t]), hi = Int(s.charStarts[t + 1])
+                tokenChars.append(contentsOf: s.chars[lo..<hi])
+                charStarts.append(Int32(tokenChars.count))
+            }
+        }
+    }
+
+    /// Computes the emissions (rows × K). `dropout` > 0 draws masks from `rng` (training).
+    func forward(_ p: Parameters, dropout: Float, rng: inout SeededRandom) {
+        let c = p.config, l = p.layout
+        let r = rows, d = c.inputDim, h = c.hidden, k = c.tagCount, dw = c.wordDim, f = c.charFeatures
+        let xp = x.zeroed(r * d)
+        for row in 0..<r {
+            (xp + row * d).update(from: p.words + Int(words[row]) * dw, count: dw)
+            xp[row * d + dw + f + Int(casing[row])] = 1
+        }
+        if c.charDim > 0 { charForward(p, xp) }
+        dropoutUsed = dropout > 0
+        if dropoutUsed {
+            let keep = 1 / (1 - dropout)
+            let mx = maskX.reserve(r * d), mh = maskH.reserve(r * 2 * h)
+            for i in 0..<(r * d) { mx[i] = rng.unit() < dropout ? 0 : keep; xp[i] *= mx[i] }
+            for i in 0..<(r * 2 * h) { mh[i] = rng.unit() < dropout ? 0 : keep }
+        }
+        let hc = hcat.reserve(r * 2 * h)
+        for dir in 0..<2 { lstmForward(p, dir: dir, input: xp, hcat: hc) }
+        var hd = UnsafePointer(hc)
+        if dropoutUsed {
+            let out = hdrop.reserve(r * 2 * h), mh = maskH.pointer
+            for i in 0..<(r * 2 * h) { out[i] = hc[i] * mh[i] }
+            hd = UnsafePointer(out)
+        }
+        let e = emissions.reserve(r * k)
+        for row in 0..<r { (e + row * k).update(from: p.pointer(l.outB), count: k) }
+        gemm(false, true, r, k, 2 * h, hd, 2 * h, p.pointer(l.outW), 2 * h, 1, e, k)
+    }
+
+    /// im2col over every character of the batch, one GEMM for the convolution, max over each word.
+    private func charForward(_ p: Parameters, _ xp: UnsafeMutablePointer<Float>) {
+        let c = p.config, l = p.layout
+        let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
+        let width = win * dc, half = win / 2
+        let total = tokenChars.count
+        let colp = cols.zeroed(total * width)
+        let emb = p.pointer(l.charEmb)
+        for tok in 0..<rows {
+            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            for pos in lo..<hi {
+                for w in 0..<win {
+                    let src = pos + w - half
+                    if src < lo || src >= hi { continue }
+                    (colp + pos * width + w * dc).update(from: emb + Int(tokenChars[src]) * dc, count: dc)
+                }
+            }
+        }
+        let out = convOut.reserve(total * f)
+        for i in 0..<total { (out + i * f).update(from: p.pointer(l.convB), count: f) }
+        gemm(false, true, total, f, width, colp, width, p.pointer(l.convW), width, 1, out, f)
+        let arg = argmax.reserve(rows * f)
+        for tok in 0..<rows {
+            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            let dst = xp + tok * d + dw
+            for j in 0..<f {
+                var best = out[lo * f + j], at = lo
+                for pos in (lo + 1)..<max(hi, lo + 1) where out[pos * f + j] > best {
+                    best = out[pos * f + j]
+                    at = pos
+                }
+                dst[j] = best
+                arg[tok * f + j] = Int32(at)
+            }
+        }
+    }
+
+    private func lstmForward(_ p: Parameters, dir: Int, input: UnsafePointer<Float>, hcat hc: UnsafeMutablePointer<Float>) {
+        let c = p.config, l = p.layout
+        let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, n = self.n
+        let g = gates[dir].reserve(r * g4), cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
+        let bias = p.pointer(l.b[dir])
+        for row in 0..<r { (g + row * g4).update(from: bias, count: g4) }
+        gemm(false, true, r, g4, d, input, d, p.pointer(l.wx[dir]), d, 1, g, g4)
+        let wh = p.pointer(l.wh[dir])
+        let hOff = dir * h
+        for s in 0..<length {
+            let t = dir == 0 ? s : length - 1 - s
+            let prevT = dir == 0 ? t - 1 : t + 1
+            let gt = g + t * n * g4
+            if s > 0 { gemm(false, true, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, h, 1, gt, g4) }
+            for i in 0..<n {
+                let gr = gt + i * g4
+                let row = t * n + i
+                let cprev: UnsafeMutablePointer<Float>? = s > 0 ? cell + (prevT * n + i) * h : nil
+                for j in 0..<h {
+                    let ig = sigmoid(gr[j]), fg = sigmoid(gr[h + j]), cg = tanhf(gr[2 * h + j]), og = sigmoid(gr[3 * h + j])
+                    gr[j] = ig; gr[h + j] = fg; gr[2 * h + j] = cg; gr[3 * h + j] = og
+                    let cv = ig * cg + (cprev.map { fg * $0[j] } ?? 0)
+                    cell[row * h + j] = cv
+                    let tv = tanhf(cv)
+                    tc[row * h + j] = tv
+                    hc[row * 2 * h + hOff + j] = og * tv
+                }
+            }
+        }
+    }
+
+    /// CRF loss for the loaded gold tags; with `grads`, backpropagates loss × `scale` into the
+    /// dense gradient block and leaves the input gradient in `dX` (word columns: `wordGradients`).
+    func backward(_ p: Parameters, tagSet: TagSet, tables: CRFTables, grads: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
+        let c = p.config, l = p.layout
+        let r = rows, h = c.hidden, k = c.tagCount, n = self.n, d = c.inputDim
+        let e = UnsafePointer(emissions.pointer)
+        let de = dEmissions.zeroed(r * k)
+        var loss = 0.0
+        let gs = grads ?? dEmissions.pointer
+        for i in 0..<n {
+            loss += crf.forwardBackward({ e + ($0 * n + i) * k }, length: length, tables,
+                                        gold: { Int(self.tags[$0 * n + i]) }, scale: scale,
+                                        dE: { de + ($0 * n + i) * k },
+                                        dTrans: grads == nil ? nil : gs + l.trans.offset,
+                                        dStart: grads == nil ? nil : gs + l.start.offset,
+                                        dEnd: grads == nil ? nil : gs + l.end.offset)
+        }
+        guard let grads else { return loss }
+        let hd = UnsafePointer(dropoutUsed ? hdrop.pointer : hcat.pointer)
+        gemm(true, false, k, 2 * h, r, de, k, hd, 2 * h, 1, grads + l.outW.offset, 2 * h)
+        let dOutB = grads + l.outB.offset
+        for row in 0..<r { for j in 0..<k { dOutB[j] += de[row * k + j] } }
+        let dh = dH.reserve(r * 2 * h)
+        gemm(false, false, r, 2 * h, k, de, k, p.pointer(l.outW), 2 * h, 0, dh, 2 * h)
+        if dropoutUsed { let m = maskH.pointer; for i in 0..<(r * 2 * h) { dh[i] *= m[i] } }
+        let dx = dX.zeroed(r * d)
+        let xin = UnsafePointer(x.pointer)
+        for dir in 0..<2 { lstmBackward(p, dir: dir, input: xin, dh: dh, dx: dx, grads: grads) }
+        if dropoutUsed { let m = maskX.pointer; for i in 0..<(r * d) { dx[i] *= m[i] } }
+        if c.charDim > 0 { charBackward(p, dx: dx, grads: grads) }
+        return loss
+    }
+
+    private func lstmBackward(_ p: Parameters, dir: Int, input: UnsafePointer<Float>, dh: UnsafePointer<Float>,
+                              dx: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        let c = p.config, l = p.layout
+        let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, n = self.n, hOff = dir * h
+        let g = gates[dir].pointer, cell = cells[dir].pointer, tc = tanhCells[dir].pointer, hc = hcat.pointer
+        let dg = dGates.reserve(r * g4)
+        let dhr = dhRec.zeroed(n * h), dcr = dcRec.zeroed(n * h)
+        let wh = p.pointer(l.wh[dir])
+        for s in stride(from: length - 1, through: 0, by: -1) {
+            let t = dir == 0 ? s : length - 1 - s
+            let prevT = dir == 0 ? t - 1 : t + 1
+            for i in 0..<n {
+                let row = t * n + i
+                let gr = g + row * g4, dgr = dg + row * g4
+                for j in 0..<h {
+                    let ig = gr[j], fg = gr[h + j], cg = gr[2 * h + j], og = gr[3 * h + j]
+                    let tv = tc[row * h + j]
+                    let dhv = dh[row * 2 * h + hOff + j] + dhr[i * h + j]
+                    let dc = dhv * og * (1 - tv * tv) + dcr[i * h + j]
+                    let cprev: Float = s > 0 ? cell[(prevT * n + i) * h + j] : 0
+                    dgr[j] = dc * cg * ig * (1 - ig)
+                    dgr[h + j] = dc * cprev * fg * (1 - fg)
+                    dgr[2 * h + j] = dc * ig * (1 - cg * cg)
+                    dgr[3 * h + j] = dhv * tv * og * (1 - og)
+                    dcr[i * h + j] = dc * fg
+                }
+            }
+            if s > 0 { gemm(false, false, n, h, g4, dg + t * n * g4, g4, wh, h, 0, dhr, h) }
+        }
+        // Recurrent weights: gates at step t pair with h at the previous step in this direction.
+        if length > 1 {
+            let m = (length - 1) * n
+            let (gStart, hStart) = dir == 0 ? (n, 0) : (0, n)
+            gemm(true, false, g4, h, m, dg + gStart * g4, g4, hc + hStart * 2 * h + hOff, 2 * h, 1,
+                 grads + l.wh[dir].offset, h)
+        }
+        gemm(true, false, g4, d, r, dg, g4, input, d, 1, grads + l.wx[dir].offset, d)
+        let db = grads + l.b[dir].offset
+        for row in 0..<r { for j in 0..<g4 { db[j] += dg[row * g4 + j] } }
+        gemm(false, false, r, d, g4, dg, g4, p.pointer(l.wx[dir]), d, 1, dx, d)
+    }
+
+    private func charBackward(_ p: Parameters, dx: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        let c = p.config, l = p.layout
+        let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
+        let width = win * dc, half = win / 2
+        let colp = cols.pointer, arg = argmax.pointer, w = p.pointer(l.convW)
+        let dW = grads + l.convW.offset, dB = grads + l.convB.offset, dEmb = grads + l.charEmb.offset
+        for tok in 0..<rows {
+            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            for j in 0..<f {
+                let gv = dx[tok * d + dw + j]
+                if gv == 0 { continue }
+                let at = Int(arg[tok * f + j])
+                dB[j] += gv
+                let src = colp + at * width, dst = dW + j * width
+                for q in 0..<width { dst[q] += gv * src[q] }
+                for wi in 0..<win {
+                    let pos = at + wi - half
+                    if pos < lo || pos >= hi { continue }
+                    let e = dEmb + Int(tokenChars[pos]) * dc, wr = w + j * width + wi * dc
+                    for q in 0..<dc { e[q] += gv * wr[q] }
+                }
+            }
+        }
+    }
+
+    /// Gradient of the loss with respect to row `row`'s word vector (valid after `backward`).
+    func wordGradient(_ row: Int, config c: ModelConfig) -> UnsafePointer<Float> { UnsafePointer(dX.pointer + row * c.inputDim) }
+
+    /// Viterbi paths and their per-token marginal probabilities for the loaded batch; sentence i's
+    /// tag at step t goes to `out[i][t]`.
+    func decode(tables: CRFTables, k: Int, tags out: inout [[Int32]], scores: inout [[Float]]) {
+        let e = UnsafePointer(emissions.pointer), n = self.n, len = length
+        out = Array(repeating: Array(repeating: 0, count: len), count: n)
+        scores = Array(repeating: Array(repeating: 0, count: len), count: n)
+        for i in 0..<n {
+            out[i].withUnsafeMutableBufferPointer { path in
+                crf.viterbi({ e + ($0 * n + i) * k }, length: len, tables, into: path.baseAddress!)
+            }
+            crf.forwardBackward({ e + ($0 * n + i) * k }, length: len, tables)
+            let marg = crf.alpha.pointer
+            for t in 0..<len { scores[i][t] = Float(marg[t * k + Int(out[i][t])]) }
+        }
+    }
+}

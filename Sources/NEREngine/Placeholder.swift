@@ -1,1 +1,0 @@
-// NEREngine: under construction.

@@ -1,0 +1,98 @@
+import Foundation
+
+/// Parameters plus everything needed to turn tokens into tags: the network, the tag set and the
+/// token encoder. Shared by training (dev evaluation) and `NERModel`.
+final class Tagger: @unchecked Sendable {
+    let params: Parameters
+    let tagSet: TagSet
+    let encoder: Encoder
+    private let lock = NSLock()
+    private var pool: [Workspace] = []
+
+    init(params: Parameters, tagSet: TagSet, encoder: Encoder) {
+        self.params = params
+        self.tagSet = tagSet
+        self.encoder = encoder
+    }
+
+    func withWorkspace<R>(_ body: (Workspace) -> R) -> R {
+        lock.lock()
+        let ws = pool.popLast() ?? Workspace()
+        lock.unlock()
+        defer {
+            lock.lock()
+            pool.append(ws)
+            lock.unlock()
+        }
+        return body(ws)
+    }
+
+    var tables: CRFTables {
+        let l = params.layout
+        return CRFTables(trans: params.pointer(l.trans), start: params.pointer(l.start), end: params.pointer(l.end), tags: tagSet)
+    }
+
+    /// Sentences grouped by length into batches of at most `size`, in input order within a length.
+    static func batches(lengths: [Int], size: Int) -> [[Int]] {
+        var byLength: [Int: [Int]] = [:]
+        for (i, n) in lengths.enumerated() where n > 0 { byLength[n, default: []].append(i) }
+        var out: [[Int]] = []
+        for n in byLength.keys.sorted() {
+            let ids = byLength[n]!
+            var lo = 0
+            while lo < ids.count {
+                out.append(Array(ids[lo..<min(lo + size, ids.count)]))
+                lo += size
+            }
+        }
+        return out
+    }
+
+    /// Best tag ids and their marginal probabilities for every sentence, on `threads` threads.
+    func decode(_ sentences: [EncodedSentence], threads: Int) -> (tags: [[Int32]], scores: [[Float]]) {
+        var tags = [[Int32]](repeating: [], count: sentences.count)
+        var scores = [[Float]](repeating: [], count: sentences.count)
+        let groups = Tagger.batches(lengths: sentences.map(\.count), size: 64)
+        let tab = tables
+        let k = tagSet.count
+        let results = UnsafeMutableBufferPointer<([[Int32]], [[Float]])>.allocate(capacity: groups.count)
+        results.initialize(repeating: ([], []))
+        defer { results.deallocate() }
+        let next = Counter()
+        let workers = max(1, min(threads, groups.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            withWorkspace { ws in
+                var rng = SeededRandom(seed: 0)
+                while true {
+                    let g = next.take()
+                    if g >= groups.count { break }
+                    ws.load(groups[g].lazy.map { sentences[$0] })
+                    ws.forward(params, dropout: 0, rng: &rng)
+                    var t: [[Int32]] = [], s: [[Float]] = []
+                    ws.decode(tables: tab, k: k, tags: &t, scores: &s)
+                    results[g] = (t, s)
+                }
+            }
+        }
+        for (g, ids) in groups.enumerated() {
+            for (j, i) in ids.enumerated() {
+                tags[i] = results[g].0[j]
+                scores[i] = results[g].1[j]
+            }
+        }
+        return (tags, scores)
+    }
+}
+
+/// A shared work counter for worker threads.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+
+    func take() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value - 1
+    }
+}

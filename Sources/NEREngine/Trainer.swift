@@ -1,0 +1,274 @@
+import Foundation
+import NERCore
+import NERText
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one training run needs beyond the job spec.
+public struct TrainingOptions: Sendable {
+    public var spec: JobSpec
+    public var name: String
+    /// Used for a fresh run; a resumed run keeps the id stored in its checkpoint.
+    public var modelId: String
+    public var outputDir: String
+    public var resume: Bool
+    /// Progress on stderr (a bar on a TTY, one line per epoch otherwise).
+    public var progress: Bool
+
+    public init(spec: JobSpec, name: String, modelId: String, outputDir: String, resume: Bool = false, progress: Bool = true) {
+        self.spec = spec
+        self.name = name
+        self.modelId = modelId
+        self.outputDir = outputDir
+        self.resume = resume
+        self.progress = progress
+    }
+}
+
+public struct TrainingOutcome: Sendable {
+    public var modelId: String
+    public var modelDir: String
+    /// `{"dev": Scores, "test": Scores?, "epochs_run", "best_epoch", "train_seconds", "tokens_per_second"}`.
+    public var metrics: JSON
+}
+
+/// The training loop: Adam/SGD on length-bucketed batches split across threads, dropout, gradient
+/// clipping, a decaying learning rate, early stopping on dev F1, a checkpoint every epoch.
+public enum Trainer {
+    static let charFilters = 50
+    static let charWindow = 3
+    static let maxWordChars = 25
+    static let clipNorm: Float = 5
+    static let lrDecay: Float = 0.05
+
+    /// Checkpoint state besides the tensors.
+    struct State: Codable {
+        var formatVersion = 1
+        var modelId: String
+        var epoch: Int
+        var step: Int
+        var bestF1: Double
+        var bestEpoch: Int
+        var badEpochs: Int
+        var trainSeconds: Double
+        var config: ModelConfig
+        var seed: Int
+        var threads: Int
+
+        enum CodingKeys: String, CodingKey {
+            case formatVersion = "format_version", modelId = "model_id", epoch, step, bestF1 = "best_f1"
+            case bestEpoch = "best_epoch", badEpochs = "bad_epochs", trainSeconds = "train_seconds", config, seed, threads
+        }
+    }
+
+    public static func run(_ o: TrainingOptions) throws -> TrainingOutcome {
+        let spec = o.spec
+        if spec.device == "cuda" { throw ToolError.unavailable("no CUDA backend in this build") }
+        useSingleThreadedBLAS()
+        let threads = spec.threads > 0 ? spec.threads : ProcessInfo.processInfo.activeProcessorCount
+        let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars)
+        let config = ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,
+                                 charWindow: charWindow, maxWordChars: maxWordChars, hidden: max(1, spec.hiddenSize / 2),
+                                 charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
+        let params = Parameters(config: config)
+        params.initialise(seed: spec.seed)
+        data.loadPretrained(into: params)
+        let opt = Optimizer(adam: spec.optimizer == "adam", denseCount: params.layout.total,
+                            wordCount: config.wordVocab, wordDim: config.wordDim)
+        let out = o.outputDir
+        try makeDirectory(out)
+        let ckptDir = out + "/checkpoint"
+        var state = State(modelId: o.modelId, epoch: 0, step: 0, bestF1: -1, bestEpoch: 0, badEpochs: 0,
+                          trainSeconds: 0, config: config, seed: spec.seed, threads: threads)
+        var history: [JSON] = []
+        if o.resume && fileExists(ckptDir + "/state.json") {
+            state = try Checkpoint.read(ckptDir, params: params, optimizer: opt, expected: state)
+            history = Checkpoint.readHistory(out + "/history.ndjson", upTo: state.epoch)
+        }
+        let tagger = Tagger(params: params, tagSet: data.tagSet, encoder: data.encoder)
+        let manifest = ModelFile.Manifest(id: state.modelId, name: o.name, tagSet: data.tagSet, config: config, chars: data.chars)
+        let bar = Progress(enabled: o.progress, epochs: spec.epochs)
+
+        let workspaces = (0..<threads).map { _ in Workspace() }
+        let shardGrads = (0..<threads).map { _ in Scratch<Float>(params.layout.total) }
+        let wordGrads = Scratch<Float>()
+        var rows: [Int32] = []
+        var slot = [Int32](repeating: -1, count: config.wordVocab)
+        let dense = params.layout.total, dw = config.wordDim
+
+        while state.epoch < spec.epochs && (spec.dev == nil || spec.patience == 0 || state.badEpochs < spec.patience) {
+            let epoch = state.epoch
+            let started = Date()
+            var order = Array(data.train.indices)
+            var shuffle = SeededRandom(seed: spec.seed, stream: 1, UInt64(epoch))
+            order.shuffle(using: &shuffle)
+            var batches = Tagger.batches(lengths: order.map { data.train[$0].count }, size: spec.batchSize)
+                .map { $0.map { order[$0] } }
+            batches.shuffle(using: &shuffle)
+            let lr = Float(spec.learningRate) / (1 + lrDecay * Float(epoch))
+            var lossSum = 0.0, tokens = 0
+            let tables = tagger.tables
+            for (bi, batch) in batches.enumerated() {
+                var unk = SeededRandom(seed: spec.seed, stream: 2, UInt64(epoch), UInt64(bi))
+                let sentences: [EncodedSentence] = batch.map { i in
+                    var s = data.train[i]
+                    for t in 0..<s.count where data.singletons[Int(s.words[t])] && unk.unit() < 0.5 { s.words[t] = 0 }
+                    return s
+                }
+                let shards = min(threads, sentences.count)
+                let per = (sentences.count + shards - 1) / shards
+                let scale = 1 / Float(sentences.count)
+                let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
+                defer { losses.deallocate() }
+                let tab = tables
+                DispatchQueue.concurrentPerform(iterations: shards) { s in
+                    let lo = s * per, hi = min(lo + per, sentences.count)
+                    let ws = workspaces[s], g = shardGrads[s].zeroed(dense)
+                    guard lo < hi else { losses[s] = 0; ws.load(sentences[0..<0]); return }
+                    var rng = SeededRandom(seed: spec.seed, stream: 3, UInt64(epoch), UInt64(bi), UInt64(s))
+                    ws.load(sentences[lo..<hi])
+                    ws.forward(params, dropout: Float(spec.dropout), rng: &rng)
+                    losses[s] = ws.backward(params, tagSet: data.tagSet, tables: tab, grads: g, scale: scale)
+                }
+                let g = shardGrads[0].pointer
+                for s in 1..<shards { let o = shardGrads[s].pointer; for i in 0..<dense { g[i] += o[i] } }
+                rows.removeAll(keepingCapacity: true)
+                wordGrads.reserve(sentences.count * sentences[0].count * dw)
+                for s in 0..<shards {
+                    let ws = workspaces[s]
+                    for row in 0..<ws.rows {
+                        let w = ws.words[row]
+                        var at = Int(slot[Int(w)])
+                        if at < 0 {
+                            at = rows.count
+                            slot[Int(w)] = Int32(at)
+                            rows.append(w)
+                            (wordGrads.pointer + at * dw).update(repeating: 0, count: dw)
+                        }
+                        let src = ws.wordGradient(row, config: config), dst = wordGrads.pointer + at * dw
+                        for j in 0..<dw { dst[j] += src[j] }
+                    }
+                }
+                for w in rows { slot[Int(w)] = -1 }
+                var norm = 0.0
+                for i in 0..<dense { norm += Double(g[i] * g[i]) }
+                for i in 0..<(rows.count * dw) { norm += Double(wordGrads.pointer[i] * wordGrads.pointer[i]) }
+                norm = norm.squareRoot()
+                let batchLoss = losses.reduce(0, +)
+                guard batchLoss.isFinite && norm.isFinite else {
+                    throw ToolError.failure("training diverged at epoch \(epoch + 1), batch \(bi + 1) (loss \(batchLoss)); "
+                        + "the last good checkpoint is in \(ckptDir)")
+                }
+                if norm > Double(clipNorm) {
+                    let f = Float(Double(clipNorm) / norm)
+                    for i in 0..<dense { g[i] *= f }
+                    for i in 0..<(rows.count * dw) { wordGrads.pointer[i] *= f }
+                }
+                opt.update(params, grads: g, rows: rows[...], wordGrads: wordGrads.pointer, lr: lr)
+                lossSum += batchLoss
+                tokens += sentences.count * sentences[0].count
+                bar.batch(epoch: epoch, done: bi + 1, of: batches.count, loss: lossSum / Double(max(1, tokens)),
+                          tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(started), 1e-9))
+            }
+            let seconds = Date().timeIntervalSince(started)
+            state.trainSeconds += seconds
+            state.step = opt.step
+            state.epoch = epoch + 1
+            var devF1: Double? = nil
+            if let dev = data.dev {
+                let scores = evaluate(tagger, dev, threads: threads)
+                devF1 = scores.f1
+                if scores.f1 > state.bestF1 {
+                    state.bestF1 = scores.f1
+                    state.bestEpoch = epoch + 1
+                    state.badEpochs = 0
+                    try ModelFile.write(manifest, params: params, words: data.words, to: out)
+                } else {
+                    state.badEpochs += 1
+                }
+            } else {
+                state.bestEpoch = epoch + 1
+                try ModelFile.write(manifest, params: params, words: data.words, to: out)
+            }
+            var line: JSON = ["epoch": .int(Int64(epoch + 1)), "loss": .double(lossSum / Double(max(1, tokens))),
+                              "seconds": .double(seconds), "tokens_per_second": .double(Double(data.trainTokens) / seconds),
+                              "learning_rate": .double(Double(lr)), "time": .string(Timestamp.now())]
+            if let devF1 { line["dev_f1"] = .double(devF1) }
+            history.append(line)
+            try AtomicFile.write(history.map { $0.compactString + "\n" }.joined(), to: out + "/history.ndjson")
+            try Checkpoint.write(ckptDir, state: state, params: params, optimizer: opt)
+            bar.epochDone(epoch: epoch, loss: lossSum / Double(max(1, tokens)), devF1: devF1, bestF1: state.bestF1,
+                          bestEpoch: state.bestEpoch, seconds: seconds, tokensPerSecond: Double(data.trainTokens) / seconds,
+                          meanEpochSeconds: state.trainSeconds / Double(state.epoch))
+        }
+
+        // The reported metrics are those of the kept (best) model, read back as users will load it.
+        let (_, best) = try ModelFile.read(out)
+        var metrics: JSON = [
+            "epochs_run": .int(Int64(state.epoch)), "best_epoch": .int(Int64(state.bestEpoch)),
+            "train_seconds": .double((state.trainSeconds * 10).rounded() / 10),
+            "tokens_per_second": .double((Double(data.trainTokens * state.epoch) / max(state.trainSeconds, 1e-9)).rounded()),
+        ]
+        if let dev = data.dev { metrics["dev"] = evaluate(best, dev, threads: threads).json }
+        if let test = data.test { metrics["test"] = evaluate(best, test, threads: threads).json }
+        try AtomicFile.write(metrics.prettyEncoded(), to: out + "/metrics.json")
+        return TrainingOutcome(modelId: state.modelId, modelDir: out, metrics: metrics)
+    }
+
+    static func evaluate(_ tagger: Tagger, _ sentences: [Sentence], threads: Int) -> Scores {
+        let encoded = sentences.map { tagger.encoder.encode($0.tokens) }
+        let (ids, _) = tagger.decode(encoded, threads: threads)
+        let names = tagger.tagSet.tags
+        let predicted = ids.map { Tags.fromBIOES($0.map { names[Int($0)] }) }
+        return Evaluation.score(gold: sentences.map(\.tags), predicted: predicted)
+    }
+}
+
+/// Progress on stderr: a bar redrawn in place on a terminal, one plain line per epoch otherwise.
+final class Progress {
+    let enabled: Bool
+    let tty: Bool
+    let epochs: Int
+    private var lastDraw = Date.distantPast
+    private var meanEpoch: Double?
+    private var lastF1: String = "-"
+
+    init(enabled: Bool, epochs: Int) {
+        self.enabled = enabled
+        tty = isatty(2) != 0
+        self.epochs = epochs
+    }
+
+    private func emit(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    private static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
+    }
+
+    func batch(epoch: Int, done: Int, of total: Int, loss: Double, tokensPerSecond: Double) {
+        guard enabled && tty else { return }
+        let now = Date()
+        if now.timeIntervalSince(lastDraw) < 0.2 && done < total { return }
+        lastDraw = now
+        let frac = Double(done) / Double(total)
+        let width = 20, filled = Int(frac * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        var left = ""
+        if let m = meanEpoch { left = " eta \(Progress.duration(m * (Double(epochs - epoch) - frac)))" }
+        emit("\r\u{1B}[Kepoch \(epoch + 1)/\(epochs) [\(bar)] \(Int(frac * 100))% loss \(String(format: "%.4f", loss)) "
+             + "dev F1 \(lastF1) \(Int(tokensPerSecond)) tok/s\(left)")
+    }
+
+    func epochDone(epoch: Int, loss: Double, devF1: Double?, bestF1: Double, bestEpoch: Int, seconds: Double,
+                   tokensPerSecond: Double, meanEpochSeconds: Double) {
+        meanEpoch = meanEpochSeconds
+        guard enabled else { return }
+        if let devF1 { lastF1 = String(format: "%.2f", devF1 * 100) }
+        let best = bestF1 >= 0 ? " (best \(String(format: "%.2f", bestF1 * 100)) at epoch \(bestEpoch))" : ""
+        let line = "ner-train: epoch \(epoch + 1)/\(epochs) loss \(String(format: "%.4f", loss)) dev F1 \(lastF1)\(best) "
+            + "\(Int(tokensPerSecond)) tok/s \(String(format: "%.1f", seconds))s, at most \(Progress.duration(meanEpochSeconds * Double(epochs - epoch - 1))) left"
+        emit(tty ? "\r\u{1B}[K" + line + "\n" : line + "\n")
+    }
+}

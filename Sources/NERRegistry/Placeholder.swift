@@ -1,1 +1,0 @@
-// NERRegistry: under construction.

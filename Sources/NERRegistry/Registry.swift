@@ -1,0 +1,132 @@
+import Foundation
+import GRDB
+import NERCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The model registry (SPEC §8): one SQLite file holding models, jobs and their transitions,
+/// aliases and the audit of every alias move. Safe to share between processes: every write is one
+/// `BEGIN IMMEDIATE` transaction, so concurrent writers queue on the file lock (up to the busy
+/// timeout) instead of failing half-way.
+public final class Registry: @unchecked Sendable {
+    /// How SQLite keeps its journal. WAL needs shared memory between the writers, so it only
+    /// works when they all run on one host; a registry on a network file system uses `delete`.
+    public enum JournalMode: String, Sendable {
+        case wal, delete
+
+        /// The environment variable that selects `delete` (SPEC §8, network file systems).
+        public static let environmentKey = "NER_REGISTRY_JOURNAL"
+
+        /// `NER_REGISTRY_JOURNAL=delete` selects the rollback journal; anything else means WAL.
+        public static var fromEnvironment: JournalMode {
+            let v = ProcessInfo.processInfo.environment[environmentKey]?.lowercased()
+            return v == "delete" ? .delete : .wal
+        }
+    }
+
+    public let path: String
+    public let busyTimeout: Double
+    public let journalMode: JournalMode
+    let queue: DatabaseQueue
+
+    /// Opens (creating and migrating if needed) the registry at `path`. A file locked by another
+    /// writer for longer than `busyTimeout` seconds is `ToolError(.unavailable)` (exit 69).
+    public init(path: String, busyTimeout: Double = 30, journalMode: JournalMode? = nil) throws {
+        self.path = absolute(path)
+        self.busyTimeout = max(0, busyTimeout)
+        let mode = journalMode ?? .fromEnvironment
+        self.journalMode = mode
+        let dir = (self.path as NSString).deletingLastPathComponent
+        if !isDirectory(dir) { try makeDirectory(dir) }
+
+        var config = Configuration()
+        config.busyMode = .timeout(self.busyTimeout)
+        config.label = "ner-registry"
+        config.prepareDatabase { db in
+            // Reading the mode first avoids taking a write lock on every open of a registry that is
+            // already in the right mode.
+            let current = try String.fetchOne(db, sql: "PRAGMA journal_mode")?.lowercased()
+            if current != mode.rawValue {
+                let set = try String.fetchOne(db, sql: "PRAGMA journal_mode = \(mode.rawValue.uppercased())")
+                if set?.lowercased() != mode.rawValue {
+                    throw ToolError.unavailable("\(path): cannot switch the registry to \(mode.rawValue) journal mode "
+                        + "(it is \(set ?? "unknown")); is another process holding it open?")
+                }
+            }
+            // A registered model must survive a power cut, so every commit is fsynced.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let location = self.path
+        queue = try Registry.guarded(location, self.busyTimeout) {
+            try DatabaseQueue(path: location, configuration: config)
+        }
+        try migrate()
+    }
+
+    // MARK: - Transactions and errors
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two
+    /// writers never deadlock upgrading a read lock, and a `ToolError` thrown inside rolls it back.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try Registry.guarded(path, busyTimeout) {
+            try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try Registry.guarded(path, busyTimeout) {
+            try queue.read(body)
+        }
+    }
+
+    /// Turns SQLite errors into the tools' exit codes: a lock held past the timeout is 69, a file
+    /// that is not a registry is 65, anything else is 1. `ToolError`s pass through unchanged.
+    static func guarded<T>(_ path: String, _ timeout: Double, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as ToolError {
+            throw e
+        } catch let e as DatabaseError {
+            switch e.resultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                throw ToolError.unavailable("\(path): registry locked by another process for more than "
+                    + "\(formatSeconds(timeout)) s (raise --busy-timeout, or find the process holding it)")
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                throw ToolError.data("\(path): not a registry (\(e.message ?? "not an SQLite database"))")
+            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
+                throw ToolError.unavailable("\(path): cannot open the registry for writing (\(e.message ?? "\(e.resultCode)"))")
+            default:
+                throw ToolError.failure("\(path): registry error: \(e.message ?? "\(e.resultCode)")")
+            }
+        }
+    }
+
+    // MARK: - Who and where
+
+    static var hostName: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "unknown" }
+        return String(cString: buf)
+    }
+
+    /// `user@host`, the `who` of an alias move.
+    static var who: String {
+        var user = ProcessInfo.processInfo.environment["USER"] ?? ""
+        if user.isEmpty, let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name {
+            user = String(cString: name)
+        }
+        return "\(user.isEmpty ? "uid\(geteuid())" : user)@\(hostName)"
+    }
+}
+
+private func formatSeconds(_ s: Double) -> String {
+    s.rounded() == s ? String(Int(s)) : String(s)
+}

@@ -1,0 +1,112 @@
+import Foundation
+import GRDB
+import NERCore
+
+/// The registry's schema, as versioned GRDB migrations. A migration, once released, never changes;
+/// a new column or table is a new migration appended to the list.
+extension Registry {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE models (
+                    model_id      TEXT PRIMARY KEY NOT NULL,
+                    name          TEXT NOT NULL,
+                    version       INTEGER NOT NULL,
+                    status        TEXT NOT NULL CHECK (status IN ('registered', 'collected', 'removed')),
+                    job_id        TEXT,
+                    parent_id     TEXT,
+                    artifact      TEXT NOT NULL,
+                    sha256        TEXT UNIQUE,
+                    bytes         INTEGER,
+                    metrics       TEXT,
+                    record        TEXT NOT NULL,
+                    created_at    TEXT NOT NULL,
+                    registered_at TEXT NOT NULL,
+                    UNIQUE (name, version)
+                );
+                CREATE INDEX models_job ON models (job_id);
+
+                CREATE TABLE jobs (
+                    job_id     TEXT PRIMARY KEY NOT NULL,
+                    name       TEXT NOT NULL,
+                    status     TEXT NOT NULL,
+                    attempt    INTEGER NOT NULL,
+                    error      TEXT,
+                    backend_id TEXT,
+                    model_id   TEXT,
+                    updated_at TEXT NOT NULL,
+                    record     TEXT
+                );
+                CREATE INDEX jobs_status ON jobs (status, updated_at);
+
+                CREATE TABLE transitions (
+                    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id  TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+                    status  TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    at      TEXT NOT NULL,
+                    host    TEXT NOT NULL,
+                    pid     INTEGER NOT NULL,
+                    detail  TEXT
+                );
+                CREATE INDEX transitions_job ON transitions (job_id, id);
+
+                CREATE TABLE aliases (
+                    name       TEXT NOT NULL,
+                    alias      TEXT NOT NULL,
+                    model_id   TEXT NOT NULL REFERENCES models (model_id),
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (name, alias)
+                );
+
+                CREATE TABLE alias_audit (
+                    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name       TEXT NOT NULL,
+                    alias      TEXT NOT NULL,
+                    from_model TEXT,
+                    to_model   TEXT NOT NULL,
+                    at         TEXT NOT NULL,
+                    who        TEXT NOT NULL,
+                    action     TEXT NOT NULL CHECK (action IN ('set', 'promote', 'rollback'))
+                );
+                CREATE INDEX alias_audit_name ON alias_audit (name, alias, id);
+                """)
+        }
+        return m
+    }
+
+    /// The migrations this build knows, oldest first; the last is the schema it writes.
+    public static var schemaVersions: [String] { migrator.migrations }
+
+    /// The migrations applied to this registry file, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try read { db in try Registry.migrator.appliedMigrations(db) }
+    }
+
+    /// Brings the file up to the current schema. Reopening a migrated file only reads. Several
+    /// processes may open a fresh file at once: each migration runs in its own immediate
+    /// transaction, so a process that loses the race sees its transaction fail, re-reads what the
+    /// winner applied and goes on from there.
+    func migrate() throws {
+        let migrator = Registry.migrator
+        var attempt = 0
+        while true {
+            let state = try read { db in
+                (done: try migrator.hasCompletedMigrations(db), newer: try migrator.hasBeenSuperseded(db))
+            }
+            if state.newer {
+                throw ToolError.failure("\(path): the registry was written by a newer toolchain "
+                    + "(schema past \(Registry.schemaVersions.last ?? "v1")); upgrade ner-register to use it")
+            }
+            if state.done { return }
+            do {
+                try Registry.guarded(path, busyTimeout) { try migrator.migrate(queue) }
+                return
+            } catch let e as ToolError where e.status == .failure && attempt < 5 {
+                attempt += 1
+                continue
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import NERCore
+
+/// An entity found in text, the shape the `/ner` service of the cloud design returned (SPEC §3):
+/// `{"text": "George Washington", "tag": "PER", "start": 0, "end": 17, "score": 0.99}`.
+/// `start`/`end` count Unicode scalars from the start of the input text, end exclusive.
+public struct Entity: Codable, Sendable, Equatable {
+    public var text: String
+    public var tag: String
+    public var start: Int
+    public var end: Int
+    public var score: Double
+
+    public init(text: String, tag: String, start: Int, end: Int, score: Double) {
+        self.text = text
+        self.tag = tag
+        self.start = start
+        self.end = end
+        self.score = score
+    }
+
+    /// The record as a JSON object, without a round trip through an encoder.
+    public var json: JSON {
+        ["text": .string(text), "tag": .string(tag), "start": .int(Int64(start)), "end": .int(Int64(end)),
+         "score": .double(score)]
+    }
+}
+
+public enum Entities {
+    /// Entities from one sentence's tokens and predicted tags (any scheme `Tags.spans` reads) with
+    /// per-token confidences. `start`/`end` are Unicode-scalar offsets into `text`, `text` is the exact
+    /// substring there (inner whitespace included), and `score` is the mean confidence of the entity's
+    /// tokens, rounded to 4 decimals.
+    public static func extract(tokens: [TextToken], tags: [String], scores: [Float], in text: String) -> [Entity] {
+        var walker = ScalarWalker(text)
+        return extract(tokens: tokens, tags: tags, scores: scores, walker: &walker)
+    }
+
+    static func extract(tokens: [TextToken], tags: [String], scores: [Float], walker: inout ScalarWalker) -> [Entity] {
+        precondition(tokens.count == tags.count, "one tag per token")
+        let spans = Tags.spans(tags)
+        guard !spans.isEmpty else { return [] }
+        return spans.map { span in
+            let start = tokens[span.start].start, end = tokens[span.end - 1].end
+            var sum = 0.0
+            for i in span.start..<span.end { sum += i < scores.count ? Double(scores[i]) : 0 }
+            let mean = sum / Double(span.end - span.start)
+            return Entity(text: walker.substring(start, end), tag: span.type, start: start, end: end,
+                          score: (mean * 10_000).rounded() / 10_000)
+        }
+    }
+}
+
+/// Turns increasing scalar offsets into substrings with one forward walk over the text, so a sentence's
+/// entities cost one pass rather than one pass each.
+struct ScalarWalker {
+    let scalars: String.UnicodeScalarView
+    var index: String.Index
+    var offset = 0
+
+    init(_ text: String) {
+        scalars = text.unicodeScalars
+        index = scalars.startIndex
+    }
+
+    mutating func seek(_ target: Int) -> String.Index {
+        if target < offset {
+            index = scalars.startIndex
+            offset = 0
+        }
+        index = scalars.index(index, offsetBy: target - offset)
+        offset = target
+        return index
+    }
+
+    mutating func substring(_ start: Int, _ end: Int) -> String {
+        let a = seek(start)
+        let b = seek(end)
+        return String(scalars[a..<b])
+    }
+}
+
+extension Entities {
+    /// Entities of each text: tokenizes every text into sentences, asks `predict` once for the tags and
+    /// per-token confidences of all of them, and maps the results back to offsets into each text. This
+    /// is the whole text-in, entities-out path that `ner-infer` and `ner-serve` share; `predict` must
+    /// return one `(tags, scores)` pair per sentence, one tag and score per token.
+    public static func find(in texts: [String], predict: ([[String]]) -> [(tags: [String], scores: [Float])]) -> [[Entity]] {
+        let tokenized = texts.map { Tokenizer.sentences($0) }
+        let words = tokenized.flatMap { $0.map { $0.map(\.text) } }
+        let predictions = words.isEmpty ? [] : predict(words)
+        precondition(predictions.count == words.count, "one prediction per sentence")
+        var next = 0
+        return zip(texts, tokenized).map { text, sentences in
+            var found: [Entity] = []
+            var walker = ScalarWalker(text)
+            for tokens in sentences {
+                let p = predictions[next]
+                next += 1
+                found += extract(tokens: tokens, tags: p.tags, scores: p.scores, walker: &walker)
+            }
+            return found
+        }
+    }
+}

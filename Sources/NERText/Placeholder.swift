@@ -1,1 +1,0 @@
-// NERText: under construction.

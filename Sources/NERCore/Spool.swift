@@ -168,9 +168,10 @@ public struct Spool: Sendable {
     public func renew(_ claim: Claim) { touch(claim.path) }
 
     /// A finished job: its final record goes to `done/`, the claim disappears.
-    public func complete(_ claim: Claim, record: JSON) throws {
+    /// Without `durable` the caller fsyncs `done/` itself, once for many jobs.
+    public func complete(_ claim: Claim, record: JSON, durable: Bool = true) throws {
         if record == claim.job {
-            try AtomicFile.move(claim.path, to: done + "/" + claim.key)
+            try AtomicFile.move(claim.path, to: done + "/" + claim.key, durable: durable)
         } else {
             try AtomicFile.write(record.ndjsonLine(), to: done + "/" + claim.key)
             // If this unlink is lost to a crash, recovery finds the job in done/ and drops the claim.

@@ -37,6 +37,10 @@ public final class Dispatcher {
     var queueCacheTime = Date.distantPast
     public private(set) var deadLettered = 0
     var stopRequested = false
+    /// Transitions of this loop iteration, committed to the registry together (one fsync), then printed.
+    var pending: [(transition: Registry.Transition, event: JSON)] = []
+    /// Jobs finished this iteration whose move into done/ still needs its folder fsynced.
+    var doneUnsynced = false
 
     public init(home: Home, registry: Registry, backend: DispatchBackend, options: DispatchOptions,
                 emit: @escaping (JSON) -> Void) {
@@ -63,6 +67,7 @@ public final class Dispatcher {
                 claimedOnce = true
             }
             try tend()
+            try flush()
             if running.isEmpty {
                 switch options.mode {
                 case .once: return
@@ -117,7 +122,6 @@ public final class Dispatcher {
         let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
         unlink(job.eventsPath)
         spool.clearCancel(job.jobId)
-        try transition(job, "running")
         var env = ProcessInfo.processInfo.environment
         env["NER_HOME"] = home.root
         env["NER_JOB_ID"] = job.jobId
@@ -127,11 +131,10 @@ public final class Dispatcher {
         do {
             try backend.start(job, command: options.command, environment: env)
         } catch let e as ToolError {
-            running.append(job)
             try finish(job, .failed(e.message))
-            running.removeAll { $0 === job }
             return
         }
+        try transition(job, "running")
         running.append(job)
     }
 
@@ -179,15 +182,22 @@ public final class Dispatcher {
             var record = job.claim.job
             if let out = lastRecord(job.outputPath) { record = out }
             if job.lastStatus == "running" { try transition(job, "done", record: record) }
-            try spool.complete(job.claim, record: record)
+            try spool.complete(job.claim, record: record, durable: false)
+            doneUnsynced = true
         case .failed(let how):
             let cancelled = job.cancelling
             let cause = cancelled ? "cancelled" : failureCause(job, how)
+            let retry = !cancelled && job.attempt < options.maxAttempts
             try transition(job, cancelled ? "cancelled" : "failed", error: cause)
-            let outcome = try spool.fail(job.claim, error: cause, maxAttempts: options.maxAttempts, retry: !cancelled)
-            switch outcome {
-            case .requeued(let attempt):
-                try record(jobId: job.jobId, name: job.name, status: "queued", attempt: attempt, error: cause)
+            if retry {
+                try record(jobId: job.jobId, name: job.name, status: "queued", attempt: job.attempt + 1, error: cause)
+            }
+            // Committed before the job is back in new/, so a dispatcher that claims it at once
+            // records its `running` after these.
+            try flush()
+            switch try spool.fail(job.claim, error: cause, maxAttempts: options.maxAttempts, retry: !cancelled) {
+            case .requeued:
+                break
             case .deadLettered:
                 deadLettered += 1
                 if !cancelled {
@@ -232,6 +242,7 @@ public final class Dispatcher {
                 try? record(jobId: r.jobId, name: name, status: "queued", attempt: next, error: r.reason)
             case .deadLettered:
                 deadLettered += 1
+                try? flush()
                 emit(event(jobId: r.jobId, name: name, status: "dead-lettered", attempt: attempt, error: r.reason))
             }
         }
@@ -248,12 +259,26 @@ public final class Dispatcher {
 
     func record(jobId: String, name: String, status: String, attempt: Int, error: String? = nil,
                 backendId: String? = nil, modelId: String? = nil, record: JSON? = nil) throws {
-        try registry.recordTransition(jobId: jobId, name: name, status: status, attempt: attempt, error: error,
-                                      backendId: backendId, modelId: modelId, record: record)
         var e = event(jobId: jobId, name: name, status: status, attempt: attempt, error: error)
         if let modelId { e["model_id"] = .string(modelId) }
         if let backendId { e["backend_id"] = .string(backendId) }
-        emit(e)
+        let t = Registry.Transition(jobId: jobId, name: name, status: status, attempt: attempt, error: error,
+                                    backendId: backendId, modelId: modelId, record: record,
+                                    at: e["at"]?.stringValue ?? Timestamp.now())
+        pending.append((t, e))
+    }
+
+    /// Group commit: this iteration's moves into done/ and its transitions become durable together,
+    /// then the transitions are printed, in order.
+    func flush() throws {
+        if doneUnsynced {
+            AtomicFile.syncDirectory(spool.done)
+            doneUnsynced = false
+        }
+        guard !pending.isEmpty else { return }
+        try registry.recordTransitions(pending.map(\.transition))
+        for p in pending { emit(p.event) }
+        pending.removeAll()
     }
 
     func event(jobId: String, name: String, status: String, attempt: Int, error: String?) -> JSON {

@@ -19,31 +19,66 @@ extension Registry {
     public func recordTransition(jobId: String, name: String, status: String, attempt: Int,
                                  error: String? = nil, backendId: String? = nil, modelId: String? = nil,
                                  record: JSON? = nil) throws {
-        guard Registry.jobStatuses.contains(status) else {
-            throw ToolError.usage("job status must be one of \(Registry.jobStatuses.joined(separator: ", ")), got \(status)")
+        try recordTransitions([Transition(jobId: jobId, name: name, status: status, attempt: attempt, error: error,
+                                          backendId: backendId, modelId: modelId, record: record)])
+    }
+
+    /// One status change of a job, for `recordTransitions`.
+    public struct Transition: Sendable {
+        public var jobId, name, status: String
+        public var attempt: Int
+        public var error, backendId, modelId: String?
+        public var record: JSON?
+        public var at: String
+
+        public init(jobId: String, name: String, status: String, attempt: Int, error: String? = nil,
+                    backendId: String? = nil, modelId: String? = nil, record: JSON? = nil, at: String = Timestamp.now()) {
+            self.jobId = jobId
+            self.name = name
+            self.status = status
+            self.attempt = attempt
+            self.error = error
+            self.backendId = backendId
+            self.modelId = modelId
+            self.record = record
+            self.at = at
         }
-        guard !jobId.isEmpty else { throw ToolError.usage("job id is empty") }
-        let now = Timestamp.now()
-        let recordText = record.map(\.compactString)
+    }
+
+    /// Records many transitions in one transaction (one commit, one fsync): how a dispatcher or a
+    /// batch of queued jobs keeps up with thousands of jobs. Same rules as `recordTransition`.
+    public func recordTransitions(_ transitions: [Transition]) throws {
+        guard !transitions.isEmpty else { return }
+        for t in transitions {
+            guard Registry.jobStatuses.contains(t.status) else {
+                throw ToolError.usage("job status must be one of \(Registry.jobStatuses.joined(separator: ", ")), got \(t.status)")
+            }
+            guard !t.jobId.isEmpty else { throw ToolError.usage("job id is empty") }
+        }
         try write { db in
-            try db.execute(sql: """
-                INSERT INTO jobs (job_id, name, status, attempt, error, backend_id, model_id, updated_at, record)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (job_id) DO UPDATE SET
-                    name = excluded.name, status = excluded.status, attempt = excluded.attempt,
-                    error = excluded.error, updated_at = excluded.updated_at,
-                    backend_id = COALESCE(excluded.backend_id, jobs.backend_id),
-                    model_id = COALESCE(excluded.model_id, jobs.model_id),
-                    record = COALESCE(excluded.record, jobs.record)
-                """, arguments: [jobId, name, status, attempt, error, backendId, modelId, now, recordText])
-            let last = try Row.fetchOne(db, sql: """
-                SELECT status, attempt FROM transitions WHERE job_id = ? ORDER BY id DESC LIMIT 1
-                """, arguments: [jobId])
-            if let last, last["status"] as String == status, last["attempt"] as Int == attempt { return }
-            try db.execute(sql: """
-                INSERT INTO transitions (job_id, status, attempt, at, host, pid, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [jobId, status, attempt, now, Registry.hostName, Int(getpid()), error])
+            for t in transitions { try Registry.insert(t, into: db) }
         }
+    }
+
+    static func insert(_ t: Transition, into db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO jobs (job_id, name, status, attempt, error, backend_id, model_id, updated_at, record)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (job_id) DO UPDATE SET
+                name = excluded.name, status = excluded.status, attempt = excluded.attempt,
+                error = excluded.error, updated_at = excluded.updated_at,
+                backend_id = COALESCE(excluded.backend_id, jobs.backend_id),
+                model_id = COALESCE(excluded.model_id, jobs.model_id),
+                record = COALESCE(excluded.record, jobs.record)
+            """, arguments: [t.jobId, t.name, t.status, t.attempt, t.error, t.backendId, t.modelId, t.at,
+                             t.record.map(\.compactString)])
+        let last = try Row.fetchOne(db, sql: """
+            SELECT status, attempt FROM transitions WHERE job_id = ? ORDER BY id DESC LIMIT 1
+            """, arguments: [t.jobId])
+        if let last, last["status"] as String == t.status, last["attempt"] as Int == t.attempt { return }
+        try db.execute(sql: """
+            INSERT INTO transitions (job_id, status, attempt, at, host, pid, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [t.jobId, t.status, t.attempt, t.at, Registry.hostName, Int(getpid()), t.error])
     }
 
     public func job(_ jobId: String) throws -> JobRow? {

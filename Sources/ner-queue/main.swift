@@ -171,10 +171,10 @@ struct Queue: ParsableCommand {
     func recordQueued(_ records: [JSON], home: Home, log: Logger) {
         do {
             let registry = try Registry(path: home.registry)
-            for r in records {
-                try registry.recordTransition(jobId: r["job_id"]?.stringValue ?? "", name: r["name"]?.stringValue ?? "",
-                                              status: "queued", attempt: 1, record: r)
-            }
+            try registry.recordTransitions(records.map {
+                Registry.Transition(jobId: $0["job_id"]?.stringValue ?? "", name: $0["name"]?.stringValue ?? "",
+                                    status: "queued", attempt: 1, record: $0)
+            })
         } catch {
             log.warning("job(s) queued, but the registry could not record it: \(error)")
         }

@@ -100,7 +100,7 @@ final class HashingSource {
 
     deinit { buffer.deallocate() }
 
-    /// Reads the next chunk into the buffer and hashes it; 0 at the end of the file.
+    /// Reads the next chunk into the buffer and hashes it: its length, 0 at the end of the file, -1 on error.
     func readChunk() -> Int {
         var n: Int
         repeat { n = Glibc.read(fd, buffer, chunkSize) } while n < 0 && errno == EINTR
@@ -187,4 +187,23 @@ func tempName(beside path: String) -> String {
     let dir = (path as NSString).deletingLastPathComponent
     let base = (path as NSString).lastPathComponent
     return (dir.isEmpty ? "." : dir) + "/.\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+}
+
+/// A UTF-8 LC_CTYPE, made once; nil where the C library has none.
+private let utf8Locale: locale_t? = {
+    for name in ["C.UTF-8", "C.utf8", "en_US.UTF-8"] {
+        if let l = newlocale(LC_CTYPE_MASK, name, nil) { return l }
+    }
+    return nil
+}()
+
+/// libarchive converts entry names through the current thread's charset, and in the default "C"
+/// locale it cannot convert UTF-8 names (setting one even crashes libarchive 3.6). The body runs
+/// with a UTF-8 LC_CTYPE on this thread only, leaving the process locale alone.
+/// `hasUTF8Locale` tells callers whether non-ASCII names are safe to hand to libarchive.
+func withUTF8Names<T>(_ body: (_ hasUTF8Locale: Bool) throws -> T) rethrows -> T {
+    guard let utf8Locale else { return try body(false) }
+    let previous = uselocale(utf8Locale)
+    defer { uselocale(previous) }
+    return try body(true)
 }

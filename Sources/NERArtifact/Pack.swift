@@ -23,6 +23,7 @@ public enum Artifact {
         guard isDirectory(dir) else { throw ToolError.data("\(modelDir): not a folder") }
         let store = absolute(artifactsDir)
         try makeDirectory(store)
+        removeStaleTemps(in: store)
 
         if let existing = existing(modelId: modelId, in: store) {
             return try reuse(existing, modelDir: dir, shownAs: modelDir, modelId: modelId)
@@ -39,8 +40,10 @@ public enum Artifact {
         let written: PackResult
         do {
             let files = try listFiles(dir, shownAs: modelDir)
-            written = try writeArchive(fd: fd, shownAs: final, modelDir: dir, shownDir: modelDir, files: files,
-                                       modelId: modelId, name: name, compression: used)
+            written = try withUTF8Names { utf8 in
+                try writeArchive(fd: fd, shownAs: final, modelDir: dir, shownDir: modelDir, files: files,
+                                 modelId: modelId, name: name, compression: used, utf8Names: utf8)
+            }
             guard fsync(fd) == 0 else { throw ToolError.failure("\(final): fsync failed: \(errnoString())") }
         } catch {
             close(fd)
@@ -52,7 +55,6 @@ public enum Artifact {
         guard readBack.bytes == written.bytes, readBack.manifest == written.manifest else {
             throw ToolError.failure("\(final): the tarball read back differs from what was written")
         }
-        let result = PackResult(path: final, sha256: written.sha256, bytes: written.bytes, manifest: written.manifest)
 
         // link() refuses to replace an existing name, so two packers racing on one id never clobber
         // each other; rename() is the fallback for file systems without hard links.
@@ -60,19 +62,19 @@ public enum Artifact {
             unlink(tmp)
             tmpExists = false
             AtomicFile.syncDirectory(store)
-            return result
+            return written
         }
         let code = errno
         if code == EEXIST {
-            return try reuse(final, written: result.manifest, modelId: modelId)
+            return try reuse(final, written: written.manifest, modelId: modelId)
         }
-        guard code == EPERM || code == EOPNOTSUPP || code == ENOSYS || code == EXDEV else {
+        guard code == EPERM || code == EOPNOTSUPP || code == ENOSYS else {
             throw ToolError.failure("\(final): cannot publish: \(errnoString(code))")
         }
-        if fileExists(final) { return try reuse(final, written: result.manifest, modelId: modelId) }
+        if fileExists(final) { return try reuse(final, written: written.manifest, modelId: modelId) }
         try AtomicFile.move(tmp, to: final)
         tmpExists = false
-        return result
+        return written
     }
 
     /// sha256 hex of a whole file (streamed).
@@ -92,6 +94,24 @@ public enum Artifact {
     public static func existing(modelId: String, in artifactsDir: String) -> String? {
         let store = absolute(artifactsDir)
         return Compression.allCases.map { store + "/" + modelId + $0.fileExtension }.first(where: fileExists)
+    }
+
+    /// Removes temp tarballs left by packers killed mid-way (kill -9, a lost node) and untouched for
+    /// `age` seconds; a live packer keeps writing its temp file, so its modification time stays fresh.
+    /// Returns the names removed.
+    @discardableResult
+    public static func removeStaleTemps(in artifactsDir: String, olderThan age: TimeInterval = 24 * 3600) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: artifactsDir)) ?? []
+        let cutoff = Date().addingTimeInterval(-age)
+        var removed: [String] = []
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+            let path = artifactsDir + "/" + name
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+                  attrs[.type] as? FileAttributeType == .typeRegular,
+                  let modified = attrs[.modificationDate] as? Date, modified < cutoff else { continue }
+            if unlink(path) == 0 { removed.append(name) }
+        }
+        return removed.sorted()
     }
 
     /// Whether this libarchive can write zstd itself (without an external program).
@@ -175,7 +195,7 @@ public enum Artifact {
 
     private static func writeArchive(fd: Int32, shownAs final: String, modelDir: String, shownDir: String,
                                      files: [String], modelId: String, name: String?,
-                                     compression: Compression) throws -> PackResult {
+                                     compression: Compression, utf8Names: Bool) throws -> PackResult {
         // Declared before the archive so it outlives archive_write_free, which may still flush into it.
         let sink = HashingSink(fd: fd, path: final)
         defer { withExtendedLifetime(sink) {} }
@@ -222,6 +242,9 @@ public enum Artifact {
         var listed: [ManifestFile] = []
         for rel in files {
             let shown = shownDir + "/" + rel
+            guard utf8Names || rel.utf8.allSatisfy({ $0 < 0x80 }) else {
+                throw ToolError.data("\(shown): a non-ASCII file name needs a UTF-8 locale (C.UTF-8), which this system lacks")
+            }
             let (ffd, size, mtime) = try openRegularFile(modelDir + "/" + rel, shownAs: shown)
             defer { close(ffd) }
             try header(rel, size: size, mtime: mtime)

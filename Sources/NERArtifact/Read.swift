@@ -57,6 +57,13 @@ extension Artifact {
     /// when given), hashes the tarball itself, then checks the files against the manifest.
     private static func read(path: String, shownAs name: String, extractInto dir: String?,
                              hashTarball: Bool = true) throws -> PackResult {
+        try withUTF8Names { _ in
+            try readEntries(path: path, shownAs: name, extractInto: dir, hashTarball: hashTarball)
+        }
+    }
+
+    private static func readEntries(path: String, shownAs name: String, extractInto dir: String?,
+                                    hashTarball: Bool) throws -> PackResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw ToolError.noInput("\(name): no such file") }

@@ -89,22 +89,36 @@ public final class Registry: @unchecked Sendable {
 
     /// Turns SQLite errors into the tools' exit codes: a lock held past the timeout is 69, a file
     /// that is not a registry is 65, anything else is 1. `ToolError`s pass through unchanged.
+    ///
+    /// SQLite answers "busy" without waiting in a few WAL corner cases (another process closing the
+    /// last connection and cleaning up the WAL, or running recovery), so a busy answer that comes
+    /// before the timeout has passed is retried. `body` is always a whole transaction or a read,
+    /// which a failure rolls back, so running it again is safe.
     static func guarded<T>(_ path: String, _ timeout: Double, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let e as ToolError {
-            throw e
-        } catch let e as DatabaseError {
-            switch e.resultCode {
-            case .SQLITE_BUSY, .SQLITE_LOCKED:
-                throw ToolError.unavailable("\(path): registry locked by another process for more than "
-                    + "\(formatSeconds(timeout)) s (raise --busy-timeout, or find the process holding it)")
-            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
-                throw ToolError.data("\(path): not a registry (\(e.message ?? "not an SQLite database"))")
-            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
-                throw ToolError.unavailable("\(path): cannot open the registry for writing (\(e.message ?? "\(e.resultCode)"))")
-            default:
-                throw ToolError.failure("\(path): registry error: \(e.message ?? "\(e.resultCode)")")
+        let start = Date()
+        var pause: UInt32 = 1_000
+        while true {
+            do {
+                return try body()
+            } catch let e as ToolError {
+                throw e
+            } catch let e as DatabaseError {
+                switch e.resultCode {
+                case .SQLITE_BUSY, .SQLITE_LOCKED:
+                    if Date().timeIntervalSince(start) < timeout {
+                        usleep(pause + UInt32.random(in: 0...pause))
+                        pause = min(pause * 2, 100_000)
+                        continue
+                    }
+                    throw ToolError.unavailable("\(path): registry locked by another process for more than "
+                        + "\(formatSeconds(timeout)) s (raise --busy-timeout, or find the process holding it)")
+                case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                    throw ToolError.data("\(path): not a registry (\(e.message ?? "not an SQLite database"))")
+                case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
+                    throw ToolError.unavailable("\(path): cannot open the registry for writing (\(e.message ?? "\(e.resultCode)"))")
+                default:
+                    throw ToolError.failure("\(path): registry error: \(e.message ?? "\(e.resultCode)")")
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ public struct ModelRow: Sendable, Equatable {
     public var metrics: JSON?
     /// The whole pipeline record as registered, with `model_id`, `version` and `status` added.
     public var record: JSON
+    /// The record's `created_at` (when its job was queued), else the registration time.
     public var createdAt: String
     public var registeredAt: String
 

@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
 import NERCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The registry's schema, as versioned GRDB migrations. A migration, once released, never changes;
 /// a new column or table is a new migration appended to the list.
@@ -86,27 +89,33 @@ extension Registry {
 
     /// Brings the file up to the current schema. Reopening a migrated file only reads. Several
     /// processes may open a fresh file at once: each migration runs in its own immediate
-    /// transaction, so a process that loses the race sees its transaction fail, re-reads what the
-    /// winner applied and goes on from there.
+    /// transaction, so a process that loses the race (its transaction fails, or the schema changes
+    /// under its read) re-reads what the winner applied and goes on from there.
     func migrate() throws {
         let migrator = Registry.migrator
         var attempt = 0
         while true {
-            let state = try read { db in
-                (done: try migrator.hasCompletedMigrations(db), newer: try migrator.hasBeenSuperseded(db))
-            }
-            if state.newer {
-                throw ToolError.failure("\(path): the registry was written by a newer toolchain "
-                    + "(schema past \(Registry.schemaVersions.last ?? "v1")); upgrade ner-register to use it")
-            }
-            if state.done { return }
             do {
+                let state = try read { db in
+                    (done: try migrator.hasCompletedMigrations(db), newer: try migrator.hasBeenSuperseded(db))
+                }
+                if state.newer {
+                    throw MigrationRefused.newerSchema
+                }
+                if state.done { return }
                 try Registry.guarded(path, busyTimeout) { try migrator.migrate(queue) }
                 return
+            } catch MigrationRefused.newerSchema {
+                throw ToolError.failure("\(path): the registry was written by a newer toolchain "
+                    + "(schema past \(Registry.schemaVersions.last ?? "v1")); upgrade ner-register to use it")
             } catch let e as ToolError where e.status == .failure && attempt < 5 {
                 attempt += 1
-                continue
+                usleep(UInt32.random(in: 1_000...20_000))
             }
         }
     }
+}
+
+private enum MigrationRefused: Error {
+    case newerSchema
 }

@@ -21,7 +21,8 @@ struct Tool: ParsableCommand {
             and every file's path, size and sha256). It is written under a temp name, fsynced, read back \
             and verified, then moved into place. Artifacts are named by model id, never by name alone; \
             packing an id that already exists reuses the tarball when the files are the same and fails \
-            (exit 1) when they differ: an artifact is never overwritten.
+            (exit 1) when they differ: an artifact is never overwritten. Temp files left in artifacts/ \
+            by a packer that was killed are removed once they are a day old.
 
             READS
               Without DIR, --verify or --unpack: NDJSON records on stdin, one JSON object per line (the \
@@ -63,7 +64,7 @@ struct Tool: ParsableCommand {
             help: ArgumentHelp("With DIR: the model id. Default: model.json's id, else NAME-UUID.", valueName: "ID"))
     var modelId: String?
 
-    @Option(help: ArgumentHelp("Compression: zstd or gzip. Default: zstd (gzip when libarchive lacks zstd).",
+    @Option(help: ArgumentHelp("Compression: zstd or gzip (gzip also when libarchive lacks zstd).",
                                valueName: "KIND"))
     var compression: String = Compression.zstd.rawValue
 

@@ -76,6 +76,22 @@ import Testing
         #expect(listing(store) == [(first.path as NSString).lastPathComponent])
     }
 
+    /// libarchive 3.6 crashed on a UTF-8 entry name in the default C locale.
+    @Test func nonASCIIFileNamesRoundTrip() throws {
+        let tmp = TempDir("ner-artifact")
+        defer { tmp.remove() }
+        let dir = tmp.file("m")
+        tmp.write("m/données.txt", "a\n")
+        tmp.write("m/sub dir/日本.bin", "b\n")
+        let packed = try Artifact.pack(modelDir: dir, modelId: "uni-1", name: nil, into: tmp.file("a"))
+        #expect(packed.manifest.files.map(\.path) == ["données.txt", "sub dir/日本.bin"])
+        #expect(try Artifact.verify(path: packed.path) == packed.manifest)
+        let dest = tmp.file("u")
+        _ = try Artifact.unpack(path: packed.path, into: dest)
+        #expect(try String(contentsOfFile: dest + "/sub dir/日本.bin", encoding: .utf8) == "b\n")
+        #expect(try String(contentsOfFile: dest + "/données.txt", encoding: .utf8) == "a\n")
+    }
+
     @Test func racingPackersOfOneIdAgreeOnOneTarball() throws {
         let tmp = TempDir("ner-artifact")
         defer { tmp.remove() }
@@ -106,6 +122,19 @@ import Testing
         #expect(e?.status == .dataError)
         #expect(e?.message.contains("zz.fifo: is a fifo") == true)
         #expect(listing(store) == [])
+    }
+
+    @Test func tempsOfKilledPackersAreSweptOnceStale() throws {
+        let tmp = TempDir("ner-artifact")
+        defer { tmp.remove() }
+        let dir = makeModelDir(tmp, weightsBytes: 100)
+        let store = tmp.file("artifacts")
+        let stale = tmp.write("artifacts/.dead-1.tar.zst.tmp-99999-1", "half a tarball")
+        tmp.write("artifacts/.busy-1.tar.zst.tmp-99999-2", "being written")
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3 * 24 * 3600)],
+                                              ofItemAtPath: stale)
+        let packed = try Artifact.pack(modelDir: dir, modelId: "k-1", name: nil, into: store)
+        #expect(listing(store) == [".busy-1.tar.zst.tmp-99999-2", (packed.path as NSString).lastPathComponent])
     }
 
     @Test func symlinkInModelFolderIsRefused() throws {

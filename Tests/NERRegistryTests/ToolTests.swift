@@ -153,6 +153,31 @@ import TestSupport
         #expect(try run(tool, ["--version"]).stdout == Toolchain.version + "\n")
     }
 
+    /// Regression: a process reading the migration table while another created it failed with
+    /// "no such table: grdb_migrations" (exit 1) instead of retrying.
+    @Test func processesOpeningOneFreshRegistryAtOnceAllSucceed() throws {
+        for round in 0..<8 {
+            let home = TempDir("reg-open-race")
+            defer { home.remove() }
+            let procs = try (0..<8).map { i -> (Process, String) in
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: TestTools.path(tool))
+                p.arguments = ["list", "--home", home.path, "--quiet"]
+                let err = home.write("err-\(i)", "")
+                p.standardOutput = FileHandle.nullDevice
+                p.standardError = FileHandle(forWritingAtPath: err)
+                try p.run()
+                return (p, err)
+            }
+            for (p, err) in procs {
+                p.waitUntilExit()
+                let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+                #expect(p.terminationStatus == 0, "round \(round): \(stderr)")
+            }
+            #expect(try Registry(path: home.file("registry.sqlite")).appliedMigrations() == Registry.schemaVersions)
+        }
+    }
+
     /// Many writers at once on a fresh file: the migration race, the version race and the busy
     /// timeout all at once; in WAL mode (8 processes x 200 records) and with the rollback journal
     /// a network file system needs (a smaller run).

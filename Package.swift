@@ -69,7 +69,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
-        .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore"]),
+        .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",

@@ -23,11 +23,11 @@ public struct Sentence: Sendable, Equatable {
 public enum CoNLL {
     /// Reads a whole file; tags are converted to BIO.
     ///
-    /// Errors (`ToolError`): a missing file is 66; a line whose column count differs from the file's
+    /// Errors (`ToolError`): a missing file (or a folder) is 66; a line whose column count differs from the file's
     /// first token line (`path:LINE: expected N columns, found M`), invalid UTF-8, a tag that is not
     /// `O` or `B-/I-/E-/S-TYPE` (`path:LINE: invalid tag 'X'`) and a file without sentences are 65.
     public static func read(path: String, scheme: TagScheme = .auto) throws -> [Sentence] {
-        if isDirectory(path) { throw ToolError.data("\(path): is a folder, expected a CoNLL file") }
+        if isDirectory(path) { throw ToolError.noInput("\(path): is a folder, expected a CoNLL file") }
         var reader = try CoNLLReader(LineReader(path: path), scheme: scheme)
         var sentences: [Sentence] = []
         while let s = try reader.next() { sentences.append(s) }

@@ -232,6 +232,7 @@ struct TokenScanner {
 
     /// `http://...`, `https://...` and `www....` run to the next space, less trailing punctuation.
     private func urlEnd(at i: Int) -> Int? {
+        guard u[i] == "h" || u[i] == "w" else { return nil }
         func has(_ prefix: String) -> Bool {
             var j = i
             for p in prefix.unicodeScalars {

@@ -29,31 +29,33 @@ struct Infer: ParsableCommand {
         --batch-lines lines spread over --threads threads, writing each batch in order before reading \
         the next, so memory stays bounded however long the input is.
 
-        READS (stdin, or --input FILE)
-          text   One document per line (default). Empty lines give empty entity lists.
-          json   One JSON object per line with a string field "text"; other fields pass through. \
+        READS (stdin, or --input FILE), by --format
+        text: one document per line (default). Empty lines give empty entity lists.
+        json: one JSON object per line with a string field "text"; other fields pass through. \
         Blank lines are skipped.
-          conll  CoNLL columns: token first, gold tag last (IOB1, BIO or BIOES), blank line between \
-        sentences, -DOCSTART- lines skipped. The text is already tokenized.
+        conll: CoNLL columns, token first and gold tag last (IOB1, BIO or BIOES), a blank line \
+        between sentences, -DOCSTART- lines skipped. The text is already tokenized.
 
         WRITES (stdout)
-          text, json: {"text": ..., "entities": [{"text": "George Washington", "tag": "PER", \
-        "start": 0, "end": 17, "score": 0.99}]} per line. start/end count Unicode scalars (not bytes) \
-        from the start of that line's text, end exclusive; "text" is the exact substring; "score" is \
-        the mean per-token confidence.
-          conll: "TOKEN GOLD PREDICTED" per token (tags in BIO), a blank line after each sentence; \
-        with --eval instead one JSON object with entity-level precision, recall and F1 (fractions, \
-        exact span and type match, as conlleval computes them) overall and per type.
-          --tokenize-only: {"text": ..., "sentences": [[{"text", "start", "end"}, ...], ...]} per \
-        line, no model needed; the tokenizer's speed goes to stderr.
+        text, json: the line's record with "entities" added, e.g.
+          {"text": "George Washington", "entities": [{"text": "George Washington",
+           "tag": "PER", "start": 0, "end": 17, "score": 0.99}]}
+        start/end count Unicode scalars (not bytes) from the start of that line's text, end \
+        exclusive; "text" is the exact substring there; "score" is the mean per-token confidence.
+        conll: "TOKEN GOLD PREDICTED" per token (tags in BIO), a blank line after each sentence. \
+        With --eval, instead, one JSON object with entity-level precision, recall and F1 as \
+        fractions (exact span and type match, as conlleval computes them), overall and per type.
+        --tokenize-only: {"text": ..., "sentences": [[{"text": ..., "start": ..., "end": ...}]]} \
+        per line; no model is needed, and the tokenizer's speed goes to stderr.
 
         An input line that is not valid UTF-8, or (json) not a JSON object with a string "text", \
         stops the run with exit 65 naming the line (`stdin:12: ...`); every line before it has \
         been written.
 
         EXAMPLES
-          ner-infer --model models/news < sentences.txt
-          echo '{"id": 7, "text": "Angela Merkel visited Paris."}' | ner-infer --model models/news --format json
+          ner-infer --model news < sentences.txt > entities.ndjson
+          ner-infer --model news@production --threads 8 < big.txt | head
+          ner-infer --model news --format json < records.ndjson
           ner-infer --model models/news --format conll --eval --input dev.txt | jq .f1
 
         \(exitCodeHelp)
@@ -62,10 +64,13 @@ struct Infer: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: ArgumentHelp("The model to use: a model folder (as ner-train writes it).", valueName: "MODEL"))
+    @Option(help: ArgumentHelp("""
+        The model: a registered NAME (its production alias, else the latest version), NAME@ALIAS, \
+        NAME:VERSION, a model id, a model tarball, or a model folder.
+        """, valueName: "MODEL"))
     var model: String?
 
-    @Option(help: ArgumentHelp("Input format: text, json or conll. Default: text.", valueName: "FORMAT"))
+    @Option(help: ArgumentHelp("Input format: text, json or conll.", valueName: "FORMAT"))
     var format: InputFormat = .text
 
     @Option(help: ArgumentHelp("Read this file instead of stdin.", valueName: "FILE"))
@@ -74,7 +79,7 @@ struct Infer: ParsableCommand {
     @Flag(help: "With --format conll: print entity-level scores against the gold column instead of tags.")
     var eval = false
 
-    @Option(help: ArgumentHelp("Lines (conll: sentences) per batch. Default: 512.", valueName: "N"))
+    @Option(help: ArgumentHelp("Lines (conll: sentences) per batch.", valueName: "N"))
     var batchLines = 512
 
     @Option(help: ArgumentHelp("Worker threads. Default: all cores.", valueName: "N"))

@@ -17,7 +17,7 @@ import Testing
         let dir = TempDir("conll")
         defer { dir.remove() }
         let path = dir.file("bad.txt")
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         do {
             _ = try CoNLL.read(path: path, scheme: scheme)
             return nil
@@ -79,6 +79,20 @@ import Testing
         } catch let e as ToolError {
             #expect(e.status == .noInput)
             #expect(e.message == "/nonexistent/train.txt: no such file")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func folderIs66() {
+        let dir = TempDir("conll")
+        defer { dir.remove() }
+        #expect(throws: Error.self) { try CoNLL.read(path: dir.path) }
+        do {
+            _ = try CoNLL.read(path: dir.path)
+        } catch let e as ToolError {
+            #expect(e.status == .noInput)
+            #expect(e.message == "\(dir.path): is a folder, expected a CoNLL file")
         } catch {
             Issue.record("unexpected \(error)")
         }

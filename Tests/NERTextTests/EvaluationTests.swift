@@ -93,3 +93,20 @@ import Testing
         #expect(j["per_type"]?["LOC"]?["precision"] == .double(0))
     }
 }
+
+@Suite struct SeqevalAgreementTests {
+    /// Random tag sequences in each scheme score exactly as seqeval (and so conlleval) scores them.
+    @Test(arguments: seqevalCases.map(\.scheme))
+    func matchesSeqeval(scheme: String) throws {
+        let c = try #require(seqevalCases.first { $0.scheme == scheme })
+        let s = Evaluation.score(gold: c.gold, predicted: c.predicted)
+        #expect(abs(s.precision - c.precision) < 1e-12)
+        #expect(abs(s.recall - c.recall) < 1e-12)
+        #expect(abs(s.f1 - c.f1) < 1e-12)
+        for (type, v) in c.perType {
+            let t = try #require(s.perType[type])
+            #expect(abs(t.precision - v[0]) < 1e-12 && abs(t.recall - v[1]) < 1e-12 && abs(t.f1 - v[2]) < 1e-12, "\(type)")
+            #expect(t.support == Int(v[3]))
+        }
+    }
+}

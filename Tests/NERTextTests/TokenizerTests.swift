@@ -109,6 +109,42 @@ import Testing
         #expect(Tokenizer.sentences(" \t\n\n \u{00A0}\u{FEFF}").isEmpty)
         let long = Array(repeating: "word", count: 600).joined(separator: " ")
         #expect(split(long, maxTokens: 250).map(\.count) == [250, 250, 100])
-        #expect(Tokenizer.tokens("a b. C").map(\.text) == ["a", "b", ".", "C"])
+        #expect(Tokenizer.tokens("a bc. C").map(\.text) == ["a", "bc", ".", "C"])
+    }
+}
+
+@Suite struct TokenizerFuzzTests {
+    /// Random text from characters the scanner treats specially: every token must be the exact text at
+    /// its offsets, tokens must not overlap or hold whitespace, and no non-space character may be lost.
+    @Test func randomTextKeepsEveryCharacter() {
+        let alphabet = Array("aZ09 .,;:'’\"“”()-–—$%&/+=@#_!?…`\n\t\u{00A0}é\u{301}ü😀\u{200D}👩n'tsS.U.S.http://www.".unicodeScalars)
+        var seed: UInt64 = 0x9E3779B97F4A7C15
+        func random(_ n: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        for _ in 0..<2000 {
+            var text = ""
+            for _ in 0..<random(40) { text.unicodeScalars.append(alphabet[random(alphabet.count)]) }
+            let scalars = Array(text.unicodeScalars)
+            let tokens = Tokenizer.sentences(text, maxTokens: 7).flatMap { $0 }
+            var covered = [Bool](repeating: false, count: scalars.count)
+            var last = 0
+            for t in tokens {
+                #expect(t.start >= last && t.end > t.start && t.end <= scalars.count, "\(text.debugDescription)")
+                guard t.start >= last, t.end > t.start, t.end <= scalars.count else { break }
+                var s = ""
+                s.unicodeScalars.append(contentsOf: scalars[t.start..<t.end])
+                #expect(s == t.text)
+                for i in t.start..<t.end {
+                    covered[i] = true
+                    #expect(!scalars[i].properties.isWhitespace, "\(text.debugDescription)")
+                }
+                last = t.end
+            }
+            for (i, c) in scalars.enumerated() where !covered[i] {
+                #expect(c.properties.isWhitespace, "lost \(c) in \(text.debugDescription)")
+            }
+        }
     }
 }

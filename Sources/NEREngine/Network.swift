@@ -133,17 +133,21 @@ final class Workspace {
             let gt = g + t * n * g4
             if s > 0 { gemm(false, true, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, h, 1, gt, g4) }
             for i in 0..<n {
-                let gr = gt + i * g4
-                let row = t * n + i
-                let cprev: UnsafeMutablePointer<Float>? = s > 0 ? cell + (prevT * n + i) * h : nil
+                let gr = gt + i * g4, row = t * n + i
+                for j in 0..<(2 * h) { gr[j] = sigmoid(gr[j]) }
+                for j in (2 * h)..<(3 * h) { gr[j] = fastTanh(gr[j]) }
+                for j in (3 * h)..<g4 { gr[j] = sigmoid(gr[j]) }
+                let cr = cell + row * h, tr = tc + row * h, hr = hc + row * 2 * h + hOff
+                if s > 0 {
+                    let cp = cell + (prevT * n + i) * h
+                    for j in 0..<h { cr[j] = gr[h + j] * cp[j] + gr[j] * gr[2 * h + j] }
+                } else {
+                    for j in 0..<h { cr[j] = gr[j] * gr[2 * h + j] }
+                }
                 for j in 0..<h {
-                    let ig = sigmoid(gr[j]), fg = sigmoid(gr[h + j]), cg = tanhf(gr[2 * h + j]), og = sigmoid(gr[3 * h + j])
-                    gr[j] = ig; gr[h + j] = fg; gr[2 * h + j] = cg; gr[3 * h + j] = og
-                    let cv = ig * cg + (cprev.map { fg * $0[j] } ?? 0)
-                    cell[row * h + j] = cv
-                    let tv = tanhf(cv)
-                    tc[row * h + j] = tv
-                    hc[row * 2 * h + hOff + j] = og * tv
+                    let tv = fastTanh(cr[j])
+                    tr[j] = tv
+                    hr[j] = gr[3 * h + j] * tv
                 }
             }
         }

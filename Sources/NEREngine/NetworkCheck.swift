@@ -80,7 +80,8 @@ public struct NetworkCheck {
     public func fastGradients(_ sentences: [EncodedSentence], batchSize: Int = 4) -> (loss: Double, gradients: [String: [Double]]) {
         useSingleThreadedBLAS()
         let p = parameters()
-        let grads = Scratch<Float>().zeroed(p.layout.total)
+        let gradBuffer = Scratch<Float>()
+        let grads = gradBuffer.zeroed(p.layout.total)
         var words = [Double](repeating: 0, count: config.wordVocab * config.wordDim)
         let tables = CRFTables(trans: p.pointer(p.layout.trans), start: p.pointer(p.layout.start), end: p.pointer(p.layout.end), tags: tagSet)
         let ws = Workspace()
@@ -96,6 +97,7 @@ public struct NetworkCheck {
             }
         }
         var out: [String: [Double]] = ["word_embeddings": words]
+        defer { withExtendedLifetime(gradBuffer) {} }
         for t in p.layout.tensors { out[t.name] = (0..<t.count).map { Double(grads[t.offset + $0]) } }
         return (loss, out)
     }

@@ -89,6 +89,8 @@ public enum Trainer {
         let tagger = Tagger(params: params, tagSet: data.tagSet, encoder: data.encoder)
         let manifest = ModelFile.Manifest(id: state.modelId, name: o.name, tagSet: data.tagSet, config: config, chars: data.chars)
         let bar = Progress(enabled: o.progress, epochs: spec.epochs)
+        bar.note("training \(o.name) into \(out): \(data.train.count) sentences, \(data.trainTokens) tokens, "
+                 + "\(config.wordVocab) words, \(data.tagSet.types.count) entity types, \(threads) threads")
 
         let workspaces = (0..<threads).map { _ in Workspace() }
         let shardGrads = (0..<threads).map { _ in Scratch<Float>(params.layout.total) }
@@ -241,6 +243,8 @@ final class Progress {
     }
 
     private func emit(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    func note(_ s: String) { if enabled { emit("ner-train: " + s + "\n") } }
 
     private static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())

@@ -12,35 +12,24 @@ struct Tool: ParsableCommand {
         commandName: "ner-train",
         abstract: "Train a named-entity tagger (BiLSTM-CNN-CRF on OpenBLAS) from CoNLL data.",
         discussion: """
-        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one
-        model per record that has a "spec", and prints the record again with "model_id", "model_dir",
-        "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do
-        fields ner-train does not know. With no record on the input, the flags alone describe the job
-        (--train is then required). Flags override the record's spec fields.
+        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one model per record that has a "spec", and prints the record again with "model_id", "model_dir", "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do fields ner-train does not know. With no record on the input, the flags alone describe the job (--train is then required). Flags override the record's spec fields.
 
         DATA
-          CoNLL column files: token in the first column, tag in the last (IOB1, IOB2/BIO or BIOES);
-          blank lines end sentences; -DOCSTART- lines are skipped. --embeddings takes word vectors in
-          word2vec/GloVe text format, plain or .gz; their dimension sets the word-vector size.
+        CoNLL column files: token in the first column, tag in the last (IOB1, IOB2/BIO or BIOES); blank lines end sentences; -DOCSTART- lines are skipped. --embeddings takes word vectors in word2vec/GloVe text format, plain or .gz; their dimension sets the word-vector size (spec.word_dim applies without them). spec.hidden_size is the BiLSTM's total width (half per direction).
 
         WRITES (in the model folder, default $NER_HOME/models/MODEL_ID)
-          model.json, weights.bin, vocab.bin   the best epoch's model (by dev F1), loadable by ner-infer
-          metrics.json                         dev/test precision, recall, F1 overall and per type
-          history.ndjson                       one line per epoch: loss, dev F1, speed
-          checkpoint/                          the last epoch's state, for --resume
+          model.json, weights.bin, vocab.bin: the best epoch's model (by dev F1), for ner-infer and ner-serve
+          metrics.json: dev (and test) precision, recall and F1, overall and per type
+          history.ndjson: one line per epoch with loss, dev F1, seconds, tokens/s
+          checkpoint/: the last epoch's full state, for --resume
         Progress goes to stderr: a bar on a terminal, one line per epoch otherwise.
 
         TRAINING
-          Adam (or SGD) with gradient clipping at norm 5, dropout, learning rate decaying as
-          lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1
-          (0 turns it off), a checkpoint after every epoch. Results are identical for the same data,
-          seed and thread count. A loss that becomes NaN or infinite stops training with exit 1; the
-          last good checkpoint is kept. --resume continues from the checkpoint in --output; --epochs
-          is the total, not additional, and the model id stays the same.
+        Adam (or SGD) with gradient clipping at norm 5, dropout, a learning rate decaying as lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1 (0 turns it off), and a checkpoint after every epoch. Results are identical for the same data, seed and thread count. A loss that becomes NaN or infinite stops training with exit 1 and keeps the last good checkpoint. --resume continues from the checkpoint in --output; --epochs is the total, not additional, and the model id stays the same.
 
         EXAMPLES
           ner-train --train data/train.txt --dev data/dev.txt --embeddings glove.6B.50d.txt.gz
-          ner-queue --name conll --train train.txt --dev dev.txt --print | ner-train | ner-pack | ner-register
+          ner-train --job job.json | ner-pack | ner-register
           ner-train --job job.json --output models/run1 --resume --epochs 40
 
         \(exitCodeHelp)
@@ -155,7 +144,6 @@ struct Tool: ParsableCommand {
             try home.ensureLayout()
             outputDir = home.models + "/" + modelId
         }
-        log.info("training \(modelName) into \(outputDir)")
         let outcome = try Trainer.run(TrainingOptions(spec: spec, name: modelName, modelId: modelId, outputDir: outputDir,
                                                       resume: resume, progress: !common.quiet))
         for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries.
@@ -47,6 +48,10 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "NERDispatch", dependencies: ["NERCore", "NERRegistry"]),
+        .target(name: "NERServer", dependencies: [
+            "NERCore", "NEREngine", "NERText", "NERModelStore", "NERRegistry",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .target(name: "NERModelStore", dependencies: ["NERCore", "NERRegistry", "NERArtifact"]),
         .target(name: "NERText", dependencies: ["NERCore"]),
         .target(name: "NEREngine", dependencies: ["NERText", "NERCore", "CBLAS"],
@@ -59,7 +64,7 @@ let package = Package(
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
-        .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore"]),
+        .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERServer"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -71,6 +76,9 @@ let package = Package(
         .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
+        .testTarget(name: "NERServerTests", dependencies: [
+            "TestSupport", "NERServer", "NERCore", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",
             "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",

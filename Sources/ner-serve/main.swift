@@ -1,13 +1,144 @@
 import ArgumentParser
+import Foundation
 import NERCLI
 import NERCore
+import NERServer
 
 struct Tool: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ner-serve", abstract: "Not built yet.",
-                                                    version: Toolchain.version)
+    static let configuration = CommandConfiguration(
+        commandName: "ner-serve",
+        abstract: "Serve a named-entity model over HTTP.",
+        usage: "ner-serve --model MODEL [--host ADDRESS] [--port N] [options]",
+        discussion: """
+        Loads the model once (its weights are memory-mapped, so start-up takes milliseconds and \
+        several servers on one node share one copy), listens on --host:--port, and tags the text \
+        it is sent. Requests arriving together are gathered into batches for one forward pass each \
+        (waiting at most --max-batch-delay), run on --workers inference threads.
+
+        ENDPOINTS
+          POST /ner        Content-Type text/plain (or none): the body is the text. Answer: a JSON \
+        list of {"text", "tag", "start", "end", "score"}; start/end count Unicode scalars from \
+        the start of the body, end exclusive, and "text" is exactly those scalars. Bodies of many \
+        sentences are split and tagged whole. Content-Type application/json: {"text": "..."} \
+        gives one list, {"texts": ["...", ...]} a list of lists. The X-Model-Id response header \
+        names the model that answered.
+          GET /healthz     200 while the process is alive.
+          GET /readyz      200 once the model is loaded and warmed up; 503 before, and while \
+        draining after SIGTERM.
+          GET /metrics     Prometheus text: requests by path and status, errors, latency and batch \
+        size histograms, queue depth, the model as ner_model_info labels, reloads, memory.
+          GET /v1/models   The model being served: id, name, version, folder, entity types.
+
+        ERRORS (a JSON body {"error": "..."} every time; the server keeps serving)
+          400 invalid UTF-8, invalid JSON, or JSON without a string "text" / list "texts"
+          401 --token is set and the request lacks "Authorization: Bearer TOKEN" (all but \
+        /healthz and /readyz)
+          404 unknown path   405 wrong method (Allow says which)   413 body over --max-body \
+        (the connection is closed)   415 a Content-Type other than text/plain or application/json
+          503 the queue holds --max-queue requests already; Retry-After says when to try again
+        A client that takes longer than --read-timeout to send a whole request is disconnected.
+
+        MODEL
+          --model takes a registry name (its "production" alias if set, else the latest version), \
+        NAME@ALIAS, NAME:VERSION, a model id (all looked up in $NER_HOME/registry.sqlite), or a \
+        model folder or tarball. When it names a registry entry, the registry is polled every \
+        --poll-interval seconds and the model is reloaded when the name or alias points elsewhere \
+        (`ner-register promote`). SIGHUP reloads it at any time. The new model is loaded and \
+        warmed up beside the old one and swapped in at once; no request fails during the switch.
+
+        SIGNALS
+          SIGTERM, SIGINT  stop accepting connections, answer every request in flight, exit 0.
+          SIGHUP           reload the model.
+
+        LOGS (stderr)
+          One line per request: method, path, status, remote address, milliseconds, bytes in and \
+        out; plain, or JSON lines with --log-format json. --quiet leaves only errors.
+
+        EXAMPLES
+          ner-serve --model conll
+          curl -X POST http://127.0.0.1:8080/ner -H "Content-type: text/plain" \\
+              --data "George Washington was president of the United States."
+          curl -s http://127.0.0.1:8080/ner -H "Content-type: application/json" \\
+              --data '{"texts": ["Angela Merkel visited Paris.", "EU rejects German call."]}'
+          NER_SERVE_TOKEN=secret ner-serve --model conll@staging --host 0.0.0.0 --port 9000
+          kill -HUP $(pidof ner-serve)
+
+        A model that cannot be found exits 66 before anything listens; an address already in use \
+        exits 69.
+
+        \(exitCodeHelp)
+        """,
+        version: Toolchain.version)
+
     @OptionGroup var common: CommonOptions
+
+    @Option(help: ArgumentHelp("The model to serve: NAME, NAME@ALIAS, NAME:VERSION, a model id, or a model folder or tarball.",
+                               valueName: "MODEL"))
+    var model: String
+
+    @Option(help: ArgumentHelp("Address to listen on. Default: 127.0.0.1 (this machine only).", valueName: "ADDRESS"))
+    var host = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("Port to listen on; 0 picks a free one (the log says which). Default: 8080.", valueName: "N"))
+    var port = 8080
+
+    @Option(help: ArgumentHelp("Largest request body in bytes. Default: 1048576 (1 MiB).", valueName: "BYTES"))
+    var maxBody = 1 << 20
+
+    @Option(help: ArgumentHelp("Longest a batch waits for more sentences, in milliseconds; 0 never waits. Default: 2.",
+                               valueName: "MS"))
+    var maxBatchDelay = 2.0
+
+    @Option(help: ArgumentHelp("Sentences per forward pass. Default: 64.", valueName: "N"))
+    var maxBatchSize = 64
+
+    @Option(help: ArgumentHelp("Requests admitted at once; more are answered 503 with Retry-After. Default: 1024.",
+                               valueName: "N"))
+    var maxQueue = 1024
+
+    @Option(help: ArgumentHelp("Inference threads. Default: all cores.", valueName: "N"))
+    var workers: Int?
+
+    @Option(help: ArgumentHelp("Seconds between registry checks for a moved alias; 0 turns them off. Default: 5.",
+                               valueName: "SECONDS"))
+    var pollInterval = 5.0
+
+    @Option(help: ArgumentHelp("Seconds a client has to send a whole request. Default: 10.", valueName: "SECONDS"))
+    var readTimeout = 10.0
+
+    @Option(help: ArgumentHelp("Require \"Authorization: Bearer TOKEN\". Default: $NER_SERVE_TOKEN, else none.",
+                               valueName: "TOKEN"))
+    var token: String?
+
+    func validate() throws {
+        if !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
+        if maxBody < 1 { throw ValidationError("--max-body must be at least 1") }
+        if maxBatchDelay < 0 { throw ValidationError("--max-batch-delay must not be negative") }
+        if maxBatchSize < 1 { throw ValidationError("--max-batch-size must be at least 1") }
+        if maxQueue < 1 { throw ValidationError("--max-queue must be at least 1") }
+        if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
+        if pollInterval < 0 { throw ValidationError("--poll-interval must not be negative") }
+        if readTimeout <= 0 { throw ValidationError("--read-timeout must be positive") }
+        if token == "" { throw ValidationError("--token must not be empty") }
+    }
+
     func run() throws {
-        try runTool("ner-serve", common) { _ in throw ToolError.unavailable("ner-serve is not built yet") }
+        try runTool("ner-serve", common) { log in
+            var options = ServeOptions(model: model, home: common.resolvedHome)
+            options.host = host
+            options.port = port
+            options.maxBody = maxBody
+            options.maxBatchDelay = maxBatchDelay / 1000
+            options.maxBatchSize = maxBatchSize
+            options.maxQueue = maxQueue
+            if let workers { options.workers = workers }
+            options.pollInterval = pollInterval
+            options.readTimeout = readTimeout
+            let fromEnvironment = ProcessInfo.processInfo.environment["NER_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            options.token = token ?? fromEnvironment
+            try Serve.run(options, log: log)
+        }
     }
 }
+
 Tool.main()

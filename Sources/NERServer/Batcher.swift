@@ -1,0 +1,186 @@
+import Dispatch
+import Foundation
+import NEREngine
+
+/// Gathers the sentences of concurrent requests into batches, so one forward pass serves many
+/// connections. Each worker is a plain thread (the model's `predict` blocks for the whole pass, which
+/// must not happen on an event loop or in Swift's small cooperative pool). A worker takes the oldest
+/// waiting piece, waits at most `maxDelay` from that piece's arrival for more to fill the batch, and
+/// runs the batch on whatever model the slot holds at that moment, so a reload never stalls it.
+final class Batcher: @unchecked Sendable {
+    struct Limits: Sendable {
+        /// Sentences per forward pass.
+        var maxBatchSize: Int
+        /// Seconds a batch may wait for more sentences after its first one arrived.
+        var maxDelay: Double
+        /// Requests admitted at once (waiting or being tagged); more are refused.
+        var maxQueue: Int
+        var workers: Int
+    }
+
+    /// The queue is full: the caller should answer 503 with `Retry-After`.
+    struct Full: Error {}
+
+    let limits: Limits
+    private let slot: ModelSlot
+    private let metrics: Metrics
+    private let condition = NSCondition()
+    private var queue: [Piece] = []
+    private var head = 0
+    private var queuedSentences = 0
+    private var admitted = 0
+    private var stopping = false
+    private var threads: [Thread] = []
+    private var running = 0
+    private let stopped = DispatchSemaphore(value: 0)
+
+    init(slot: ModelSlot, limits: Limits, metrics: Metrics) {
+        self.slot = slot
+        self.limits = limits
+        self.metrics = metrics
+    }
+
+    func start() {
+        running = limits.workers
+        for i in 0..<limits.workers {
+            let t = Thread { [self] in work() }
+            t.name = "ner-batch-\(i)"
+            t.start()
+            threads.append(t)
+        }
+    }
+
+    /// Lets the workers finish what is queued, then stops them; returns once they are gone.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        for _ in 0..<running { stopped.wait() }
+        running = 0
+    }
+
+    /// Requests admitted and not yet answered.
+    var depth: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return admitted
+    }
+
+    /// Tags `sentences` (split into pieces of at most `maxBatchSize` that may go to different
+    /// batches) and returns one prediction per sentence, in order, with the id of the model that
+    /// tagged the last piece.
+    func predict(_ sentences: [[String]]) async throws -> (predictions: [Prediction], modelId: String) {
+        let admittedNow = condition.withLock {
+            if admitted >= limits.maxQueue || stopping { return false }
+            admitted += 1
+            return true
+        }
+        guard admittedNow else { throw Full() }
+        defer { condition.withLock { admitted -= 1 } }
+        if sentences.isEmpty { return ([], slot.current.id) }
+        return await withCheckedContinuation { continuation in
+            let job = Job(count: sentences.count, continuation: continuation)
+            let now = DispatchTime.now().uptimeNanoseconds
+            condition.withLock {
+                var offset = 0
+                while offset < sentences.count {
+                    let end = min(offset + limits.maxBatchSize, sentences.count)
+                    queue.append(Piece(job: job, offset: offset, sentences: Array(sentences[offset..<end]), arrived: now))
+                    queuedSentences += end - offset
+                    offset = end
+                }
+                condition.signal()
+            }
+        }
+    }
+
+    private func work() {
+        while let batch = nextBatch() {
+            if batch.isEmpty { continue }
+            let model = slot.current
+            let words = batch.count == 1 ? batch[0].sentences : batch.flatMap(\.sentences)
+            let started = DispatchTime.now().uptimeNanoseconds
+            let predictions = model.model.predict(words)
+            metrics.observeBatch(sentences: words.count,
+                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            var next = 0
+            for piece in batch {
+                let n = piece.sentences.count
+                piece.job.deliver(predictions[next..<next + n], at: piece.offset, modelId: model.id)
+                next += n
+            }
+        }
+        stopped.signal()
+    }
+
+    /// Blocks until a batch is due (full, or its oldest piece has waited `maxDelay`) and takes it off
+    /// the queue; nil once stopping and the queue is empty.
+    private func nextBatch() -> [Piece]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == queue.count {
+            if stopping { return nil }
+            condition.wait()
+        }
+        let deadline = queue[head].arrived + UInt64(limits.maxDelay * 1e9)
+        while queuedSentences < limits.maxBatchSize && !stopping && head < queue.count {
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now >= deadline { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
+        }
+        // Another worker may have taken everything while this one waited.
+        if head == queue.count { return [] }
+        var batch: [Piece] = []
+        var size = 0
+        while head < queue.count, batch.isEmpty || size + queue[head].sentences.count <= limits.maxBatchSize {
+            size += queue[head].sentences.count
+            batch.append(queue[head])
+            head += 1
+        }
+        queuedSentences -= size
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 1024 {
+            queue.removeFirst(head)
+            head = 0
+        }
+        // Wake another worker for what is left.
+        if head < queue.count { condition.signal() }
+        return batch
+    }
+}
+
+/// A slice of one request's sentences.
+private struct Piece {
+    let job: Job
+    let offset: Int
+    let sentences: [[String]]
+    let arrived: UInt64
+}
+
+/// One request's sentences on their way through the batches; the last piece to finish answers it.
+private final class Job: @unchecked Sendable {
+    private let lock = NSLock()
+    private var predictions: [Prediction]
+    private var remaining: Int
+    private var modelId = ""
+    private let continuation: CheckedContinuation<(predictions: [Prediction], modelId: String), Never>
+
+    init(count: Int, continuation: CheckedContinuation<(predictions: [Prediction], modelId: String), Never>) {
+        predictions = [Prediction](repeating: Prediction(tags: [], scores: []), count: count)
+        remaining = count
+        self.continuation = continuation
+    }
+
+    func deliver(_ part: ArraySlice<Prediction>, at offset: Int, modelId id: String) {
+        lock.lock()
+        predictions.replaceSubrange(offset..<offset + part.count, with: part)
+        remaining -= part.count
+        modelId = id
+        let done = remaining == 0
+        lock.unlock()
+        if done { continuation.resume(returning: (predictions, modelId)) }
+    }
+}

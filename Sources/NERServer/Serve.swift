@@ -1,0 +1,173 @@
+import Dispatch
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NERCore
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `ner-serve` runs; every field has the default its `--help` documents.
+public struct ServeOptions: Sendable {
+    /// What to serve: a registry name, `NAME@ALIAS`, `NAME:VERSION`, a model id, or a folder/tarball path.
+    public var model: String
+    public var home: Home
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (the log line says which).
+    public var port = 8080
+    /// Largest accepted request body, in bytes.
+    public var maxBody = 1 << 20
+    /// Longest a batch waits for more sentences, in seconds.
+    public var maxBatchDelay = 0.002
+    /// Sentences per forward pass.
+    public var maxBatchSize = 64
+    /// Requests admitted at once; more get 503 with `Retry-After`.
+    public var maxQueue = 1024
+    /// Inference threads, each running its own batches.
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Seconds between registry polls for a moved alias; 0 turns polling off.
+    public var pollInterval = 5.0
+    /// Bearer token every request but `/healthz` and `/readyz` must carry.
+    public var token: String?
+    /// Seconds a client has to send each whole request once the server waits for it.
+    public var readTimeout = 10.0
+
+    public init(model: String, home: Home) {
+        self.model = model
+        self.home = home
+    }
+}
+
+/// The HTTP service (SPEC §9): `POST /ner` and the operational endpoints, on Hummingbird.
+public enum Serve {
+    /// Loads the model and serves until SIGTERM or SIGINT, then finishes the requests in flight and
+    /// returns. Throws `ToolError`: 66 when the model cannot be found, 65 when it is unreadable (both
+    /// before anything listens), 69 when the address cannot be bound.
+    public static func run(_ options: ServeOptions, log: Logger) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home)
+        let metrics = Metrics()
+        let slot = ModelSlot(model)
+        let batcher = Batcher(slot: slot, limits: .init(maxBatchSize: options.maxBatchSize, maxDelay: options.maxBatchDelay,
+                                                        maxQueue: options.maxQueue, workers: options.workers),
+                              metrics: metrics)
+        let state = ServerState(options: options, slot: slot, batcher: batcher, metrics: metrics, log: log)
+        let reloader = Reloader(state: state, fromRegistry: fromRegistry)
+        if !isLoopback(options.host) && options.token == nil {
+            log.warning("listening on \(options.host) without --token: anyone who can reach this host can use the service")
+        }
+
+        let listening = Flag()
+        var hummingbirdLog = Logger(label: "hummingbird")
+        hummingbirdLog.logLevel = .critical
+        let guardConfig = (timeout: TimeAmount.nanoseconds(Int64(options.readTimeout * 1e9)), maxBody: options.maxBody)
+        let app = Application(
+            responder: NERResponder(state: state),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ConnectionGuard(readTimeout: guardConfig.timeout, maxBody: guardConfig.maxBody)])),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "ner-serve"),
+            onServerRunning: { channel in
+                listening.set()
+                let port = channel.localAddress?.port ?? options.port
+                log.info("listening on http://\(options.host):\(port), model \(model.id) (\(model.name)), \(options.workers) inference thread(s)")
+                DispatchQueue.global().async {
+                    slot.current.warmUp()
+                    state.markWarm()
+                    let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+                    log.info("ready in \(String(format: "%.0f", ms)) ms")
+                }
+            },
+            logger: hummingbirdLog)
+
+        // ServiceLifecycle turns SIGTERM/SIGINT into a graceful shutdown; this source only flips
+        // /readyz so a balancer stops sending new work while the requests in flight finish.
+        let drainQueue = DispatchQueue(label: "ner-serve.drain")
+        let drainSources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: drainQueue)
+            s.setEventHandler {
+                // Before the server runs, its own handlers are not installed yet and would never see this.
+                if !listening.isSet { exit(0) }
+                if state.ready { log.info("draining: finishing the requests in flight, then exiting") }
+                state.markDraining()
+            }
+            s.resume()
+            return s
+        }
+
+        batcher.start()
+        reloader.start()
+        defer {
+            reloader.stop()
+            batcher.stop()
+            for s in drainSources { s.cancel() }
+        }
+        do {
+            try runBlocking { try await app.runService() }
+        } catch {
+            if !listening.isSet {
+                throw ToolError.unavailable("cannot listen on \(options.host):\(options.port): \(describe(error))")
+            }
+            throw ToolError.failure("the server stopped: \(describe(error))")
+        }
+        log.info("stopped")
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
+
+    private static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Runs async work to completion from synchronous code (the tool's body). The calling thread only
+    /// waits; it is not one of the threads the work runs on.
+    private static func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+        let done = DispatchSemaphore(value: 0)
+        let failure = ErrorBox()
+        Task.detached {
+            do { try await body() } catch { failure.set(error) }
+            done.signal()
+        }
+        done.wait()
+        if let e = failure.error { throw e }
+    }
+}
+
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+}
+
+private final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+
+    var error: Error? {
+        lock.lock()
+        defer { lock.unlock() }
+        return stored
+    }
+
+    func set(_ e: Error) {
+        lock.lock()
+        stored = e
+        lock.unlock()
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import NERCore
+import TestSupport
+
+/// One tiny model, trained once for the whole suite with the real ner-train, and a home where it is
+/// registered twice (as `tiny-a` and `tiny-b`, name `tiny`) for the reload tests.
+final class Fixture: @unchecked Sendable {
+    static let shared = Fixture()
+
+    let root = TempDir("ner-serve-test")
+    /// The trained model folder.
+    let modelDir: String
+    let problem: String?
+
+    private init() {
+        modelDir = root.file("tiny")
+        let data = TestTools.repoRoot + "/examples/data"
+        let job = """
+        {"name": "tiny", "spec": {"train": "\(data)/train.txt", "dev": "\(data)/dev.txt", "epochs": 3, \
+        "hidden_size": 32, "word_dim": 32, "char_dim": 16, "threads": 1}}
+        """
+        let r = try? run("ner-train", ["--output", modelDir, "--home", root.file("train-home"), "--quiet"], stdin: job + "\n")
+        problem = r?.status == 0 ? nil : "ner-train failed: \(r?.stderr ?? "did not run")"
+        atexit { Fixture.shared.root.remove() }
+    }
+
+    /// A fresh home with the model registered as `tiny-a` (version 1, production) and `tiny-b`.
+    func registryHome() throws -> String {
+        let home = TempDir("ner-serve-home").path
+        for id in ["tiny-a", "tiny-b"] {
+            let packed = try run("ner-pack", [modelDir, "--name", "tiny", "--model-id", id, "--home", home, "--quiet"])
+            guard packed.status == 0 else { throw Failure("ner-pack: \(packed.stderr)") }
+            let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: packed.stdout)
+            guard registered.status == 0 else { throw Failure("ner-register: \(registered.stderr)") }
+        }
+        let promoted = try run("ner-register", ["promote", "tiny-a", "--home", home, "--quiet"])
+        guard promoted.status == 0 else { throw Failure("ner-register promote: \(promoted.stderr)") }
+        return home
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A running `ner-serve` process on a free port, its stderr collected.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    private let log = LogBuffer()
+    private(set) var port = 0
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    var stderr: String { log.text }
+
+    /// Starts `ner-serve ARGS --port 0` and waits until it listens and `/readyz` says ready.
+    init(_ args: [String], env: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: TestTools.path("ner-serve"))
+        process.arguments = args + ["--port", "0"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "NER_SERVE_TOKEN")
+        for (k, v) in env { environment[k] = v }
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let reader = pipe.fileHandleForReading
+        // The reader holds only the buffer, so a test that throws before stop() still releases this
+        // object, and deinit kills the server.
+        Thread.detachNewThread { [log] in
+            while true {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                log.append(chunk)
+            }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while port == 0 {
+            if let range = stderr.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(stderr[range].split(separator: ":").last!)!
+            } else if !process.isRunning || Date() > deadline {
+                throw Failure("ner-serve did not start: \(stderr)")
+            } else {
+                usleep(10_000)
+            }
+        }
+        while (try? get("/readyz").status) != 200 {
+            if Date() > deadline { throw Failure("ner-serve never became ready: \(stderr)") }
+            usleep(10_000)
+        }
+    }
+
+    func get(_ path: String, headers: [String: String] = [:]) throws -> Reply {
+        try request("GET", path, headers: headers)
+    }
+
+    func post(_ path: String, _ body: Data, type: String?, headers: [String: String] = [:]) throws -> Reply {
+        var h = headers
+        if let type { h["Content-Type"] = type }
+        return try request("POST", path, body: body, headers: h)
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
+        try HTTP.send(method, base + path, body: body, headers: headers)
+    }
+
+    /// Sends `sig` and waits for the exit status.
+    func stop(_ sig: Int32 = SIGTERM) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, sig) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+final class LogBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+struct Reply {
+    var status: Int
+    var headers: [String: String]
+    var body: Data
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var json: JSON? { try? JSON.parse(body) }
+    /// The `error` string of a JSON error body.
+    var error: String? { json?["error"]?.stringValue }
+}
+
+/// A synchronous HTTP client on URLSession (libcurl underneath on Linux).
+enum HTTP {
+    static let session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = 30
+        c.httpMaximumConnectionsPerHost = 16
+        return URLSession(configuration: c)
+    }()
+
+    static func send(_ method: String, _ url: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.httpBody = body
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        let done = DispatchSemaphore(value: 0)
+        let box = ReplyBox()
+        session.dataTask(with: request) { data, response, error in
+            if let http = response as? HTTPURLResponse {
+                var h: [String: String] = [:]
+                for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
+                box.result = .success(Reply(status: http.statusCode, headers: h, body: data ?? Data()))
+            } else {
+                box.result = .failure(error ?? Failure("no response"))
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        return try box.result!.get()
+    }
+}
+
+private final class ReplyBox: @unchecked Sendable {
+    var result: Result<Reply, Error>?
+}
+
+/// `curl` itself, for requests exactly as the documentation shows them. Its output goes to a file
+/// rather than a pipe, so no reader thread is needed: many of these may run at once without waiting
+/// for GCD's few threads on Linux.
+func curl(_ args: [String]) throws -> (status: Int, body: String) {
+    let out = Fixture.shared.root.file("curl-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    p.arguments = ["-s", "-o", out, "-w", "%{http_code}"] + args
+    let code = Fixture.shared.root.file("code-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: code, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: code) }
+    p.standardOutput = FileHandle(forWritingAtPath: code)
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    let status = Int((try? String(contentsOfFile: code, encoding: .utf8)) ?? "") ?? 0
+    return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+}
+
+/// A raw TCP connection to the server, for clients no HTTP library would imitate.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 { throw Failure("connect failed: errno \(errno)") }
+    }
+
+    func send(_ s: String) {
+        _ = s.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until the server closes the connection or `timeout` seconds pass; returns what came and
+    /// whether the connection was closed.
+    func readUntilClosed(timeout: Double) -> (data: String, closed: Bool) {
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { return (String(decoding: out, as: UTF8.self), true) }
+            if n > 0 { out += buf[0..<n] } else if errno != EAGAIN && errno != EWOULDBLOCK { return (String(decoding: out, as: UTF8.self), true) }
+        }
+        return (String(decoding: out, as: UTF8.self), false)
+    }
+
+    deinit { close(fd) }
+}

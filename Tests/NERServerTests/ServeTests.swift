@@ -1,0 +1,435 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import NERCore
+import Testing
+import TestSupport
+
+/// `ner-serve` as a user meets it: the real executable on a real socket, real HTTP clients (curl and
+/// URLSession), a model trained by the real ner-train.
+@Suite(.serialized)
+struct ServeTests {
+    static let sample = "George Washington was president of the United States."
+
+    /// The entities ner-infer (the batch tool, the reference path) finds in each text.
+    func reference(_ texts: [String]) throws -> [[JSON]] {
+        let input = texts.map { JSON.object(["text": .string($0)]).compactString }.joined(separator: "\n") + "\n"
+        let r = try run("ner-infer", ["--model", Fixture.shared.modelDir, "--format", "json", "--quiet"], stdin: input)
+        try #require(r.status == 0, "ner-infer failed: \(r.stderr)")
+        return try r.lines.map { try #require(JSON.parse($0)["entities"]?.arrayValue) }
+    }
+
+    /// Checks every entity against the text it claims to come from, and the list against ner-infer's.
+    func expectSameEntities(_ got: [JSON], _ want: [JSON], in text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let scalars = Array(text.unicodeScalars)
+        for e in got {
+            guard let start = e["start"]?.intValue, let end = e["end"]?.intValue, let s = e["text"]?.stringValue,
+                  e["tag"]?.stringValue != nil, e["score"]?.doubleValue != nil, 0 <= start, start < end, end <= scalars.count else {
+                Issue.record("malformed entity \(e.compactString)", sourceLocation: sourceLocation)
+                continue
+            }
+            var slice = ""
+            slice.unicodeScalars.append(contentsOf: scalars[start..<end])
+            #expect(slice == s, "offsets \(start)..<\(end) give '\(slice)', not '\(s)'", sourceLocation: sourceLocation)
+        }
+        func key(_ e: JSON) -> String {
+            "\(e["start"]?.intValue ?? -1)-\(e["end"]?.intValue ?? -1)-\(e["tag"]?.stringValue ?? "")-\(e["text"]?.stringValue ?? "")"
+        }
+        #expect(got.map(key) == want.map(key), sourceLocation: sourceLocation)
+        for (g, w) in zip(got, want) {
+            #expect(abs((g["score"]?.doubleValue ?? 0) - (w["score"]?.doubleValue ?? 0)) < 0.01, sourceLocation: sourceLocation)
+        }
+    }
+
+    func server(_ extra: [String] = [], env: [String: String] = [:]) throws -> ServerProcess {
+        if let problem = Fixture.shared.problem { throw Failure(problem) }
+        return try ServerProcess(["--model", Fixture.shared.modelDir, "--poll-interval", "0"] + extra, env: env)
+    }
+
+    @Test func curlExampleReturnsEntitiesWithOffsetsIntoTheBody() throws {
+        let s = try server()
+        let r = try curl(["-X", "POST", s.base + "/ner", "--data", Self.sample, "-H", "Content-type: text/plain"])
+        #expect(r.status == 200)
+        let list = try #require(try JSON.parse(r.body).arrayValue, "expected a JSON list: \(r.body)")
+        for e in list {
+            #expect(Set(e.objectValue?.keys.map { $0 } ?? []) == ["text", "tag", "start", "end", "score"])
+        }
+        expectSameEntities(list, try reference([Self.sample])[0], in: Self.sample)
+        #expect(s.stop() == 0)
+        #expect(s.stderr.contains("POST /ner 200"), "one access-log line per request: \(s.stderr)")
+    }
+
+    @Test func modelFindsEntitiesSoOffsetChecksMeanSomething() throws {
+        let texts = [Self.sample, "EU rejects German call to boycott British lamb.",
+                     "Peter Blackburn of the European Commission said in Brussels on Thursday that Germany disagreed."]
+        let found = try reference(texts).reduce(0) { $0 + $1.count }
+        #expect(found > 0, "the test model tags nothing; the offset checks would prove nothing")
+    }
+
+    @Test func jsonBodiesGiveAListOrAListOfLists() throws {
+        let s = try server()
+        let texts = [Self.sample, "Angela Merkel visited Paris and met Emmanuel Macron.", ""]
+        let want = try reference(texts)
+
+        let one = try s.post("/ner", Data(JSON.object(["text": .string(texts[1])]).compactString.utf8), type: "application/json")
+        #expect(one.status == 200)
+        #expect(one.headers["content-type"] == "application/json")
+        expectSameEntities(try #require(one.json?.arrayValue), want[1], in: texts[1])
+
+        let many = try s.post("/ner", Data(JSON.object(["texts": .array(texts.map { .string($0) })]).compactString.utf8),
+                              type: "application/json; charset=utf-8")
+        #expect(many.status == 200)
+        let lists = try #require(many.json?.arrayValue)
+        try #require(lists.count == texts.count)
+        for i in texts.indices {
+            expectSameEntities(try #require(lists[i].arrayValue), want[i], in: texts[i])
+        }
+        #expect(s.stop() == 0)
+    }
+
+    @Test func multiSentenceBodiesMapOffsetsIntoTheWholeBody() throws {
+        let s = try server()
+        // Several sentences, a blank line, and scalars outside ASCII before the later entities, so an
+        // offset counted per sentence or in bytes would be wrong.
+        let body = """
+        Zürich ☕ is not in Germany. George Washington was president of the United States.
+
+        Angela Merkel met 🇫🇷 Emmanuel Macron in Paris on Thursday. EU rejects German call to boycott British lamb.
+        """
+        let r = try s.post("/ner", Data(body.utf8), type: "text/plain")
+        #expect(r.status == 200)
+        let got = try #require(r.json?.arrayValue)
+        let want = try reference([body])[0]
+        expectSameEntities(got, want, in: body)
+        // The same body sent by curl with no Content-Type at all is read as plain text.
+        let plain = try curl(["-X", "POST", s.base + "/ner", "--data-binary", body, "-H", "Content-Type:"])
+        #expect(plain.status == 200)
+        expectSameEntities(try #require(try JSON.parse(plain.body).arrayValue), want, in: body)
+
+        // curl sends "Expect: 100-continue" for bodies over 1 KiB and, told to, waits 30 s for the
+        // go-ahead; the server must give it at once.
+        let long = String(repeating: body + "\n\n", count: 20)
+        let file = Fixture.shared.root.write("long-\(UUID().uuidString).txt", long)
+        let continued = try curl(["-X", "POST", s.base + "/ner", "--data-binary", "@" + file, "-H", "Content-Type: text/plain",
+                                  "--expect100-timeout", "30", "--max-time", "10"])
+        #expect(continued.status == 200)
+        expectSameEntities(try #require(try JSON.parse(continued.body).arrayValue), try reference([long])[0], in: long)
+        #expect(s.stop() == 0)
+    }
+
+    @Test func badInputGetsItsStatusAndAJSONErrorAndServingGoesOn() throws {
+        let s = try server(["--max-body", "2000"])
+        func expectError(_ r: Reply, _ status: Int, _ sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(r.status == status, "\(r.status): \(r.text)", sourceLocation: sourceLocation)
+            #expect(r.headers["content-type"] == "application/json", sourceLocation: sourceLocation)
+            #expect(r.error?.isEmpty == false, "no JSON error in \(r.text)", sourceLocation: sourceLocation)
+        }
+        expectError(try s.post("/ner", Data([0x47, 0x65, 0xFF, 0xFE, 0x6F]), type: "text/plain"), 400)
+        expectError(try s.post("/ner", Data("{\"text\": ".utf8), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data("[1, 2]".utf8), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data("{\"text\": 5}".utf8), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data("{\"texts\": [\"a\", 7]}".utf8), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data("{\"text\": \"a\", \"texts\": []}".utf8), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data([0x7B, 0x22, 0x74, 0x22, 0x3A, 0x22, 0xC3, 0x22, 0x7D]), type: "application/json"), 400)
+        expectError(try s.post("/ner", Data("hello".utf8), type: "image/png"), 415)
+        expectError(try s.post("/ner", Data("hello".utf8), type: "text/plain; charset=latin1"), 415)
+        expectError(try s.post("/ner", Data(String(repeating: "Paris is big. ", count: 200).utf8), type: "text/plain"), 413)
+        let get = try s.get("/ner")
+        expectError(get, 405)
+        #expect(get.headers["allow"] == "POST")
+        let postHealth = try s.post("/healthz", Data(), type: "text/plain")
+        expectError(postHealth, 405)
+        #expect(postHealth.headers["allow"] == "GET")
+        expectError(try s.get("/nope"), 404)
+        expectError(try s.get("/ner/extra"), 404)
+
+        // A 413 announced by Content-Length is refused before the body is read, and the connection closed.
+        let big = Fixture.shared.root.write("big-\(UUID().uuidString).txt", String(repeating: "x", count: 1_000_000))
+        let refused = try curl(["-X", "POST", s.base + "/ner", "--data-binary", "@" + big, "-H", "Content-Type: text/plain"])
+        #expect(refused.status == 413)
+
+        let ok = try s.post("/ner", Data(Self.sample.utf8), type: "text/plain")
+        #expect(ok.status == 200)
+        #expect(ok.json?.arrayValue != nil)
+        #expect(try s.get("/healthz").status == 200)
+        #expect(s.stop() == 0)
+    }
+
+    @Test func bearerTokenGuardsEverythingButTheProbes() throws {
+        for viaEnvironment in [false, true] {
+            let s = viaEnvironment ? try server(env: ["NER_SERVE_TOKEN": "s3cret"]) : try server(["--token", "s3cret"])
+            let none = try s.post("/ner", Data(Self.sample.utf8), type: "text/plain")
+            #expect(none.status == 401)
+            #expect(none.headers["www-authenticate"] == "Bearer")
+            #expect(none.error != nil)
+            #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain",
+                               headers: ["Authorization": "Bearer s3cre"]).status == 401)
+            #expect(try s.get("/metrics").status == 401)
+            #expect(try s.get("/v1/models", headers: ["Authorization": "Bearer s3cret"]).status == 200)
+            #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain",
+                               headers: ["Authorization": "Bearer s3cret"]).status == 200)
+            #expect(try s.get("/healthz").status == 200)
+            #expect(try s.get("/readyz").status == 200)
+            #expect(s.stop() == 0)
+        }
+    }
+
+    @Test func slowClientIsDisconnectedAndOthersAreServed() throws {
+        let s = try server(["--read-timeout", "1"])
+        let slow = try RawConnection(port: s.port)
+        slow.send("POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n")
+        let started = Date()
+        let (_, closed) = slow.readUntilClosed(timeout: 8)
+        #expect(closed, "a client that never finishes its headers must be cut off")
+        #expect(Date().timeIntervalSince(started) < 5)
+
+        let dripping = try RawConnection(port: s.port)
+        dripping.send("POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nGeorge")
+        #expect(dripping.readUntilClosed(timeout: 8).closed, "a body that never arrives in full must be cut off")
+
+        #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain").status == 200)
+        #expect(s.stop() == 0)
+    }
+
+    @Test func metricsAndModelsDescribeWhatIsServed() throws {
+        let s = try server()
+        for _ in 0..<3 { #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain").status == 200) }
+        _ = try s.get("/missing")
+        let models = try #require(try s.get("/v1/models").json?["models"]?.arrayValue)
+        try #require(models.count == 1)
+        let id = try #require(models[0]["id"]?.stringValue)
+        #expect(models[0]["directory"]?.stringValue == Fixture.shared.modelDir)
+        #expect(models[0]["labels"]?.arrayValue?.isEmpty == false)
+        #expect(try s.get("/readyz").json?["model"]?.stringValue == id)
+
+        let metrics = try s.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
+        let text = metrics.text
+        #expect(text.contains("ner_requests_total{path=\"/ner\",status=\"200\"} 3\n"), "\(text)")
+        #expect(text.contains("ner_requests_total{path=\"other\",status=\"404\"} 1\n"))
+        #expect(text.contains("ner_request_errors_total 1\n"))
+        #expect(text.contains("ner_model_info{model_id=\"\(id)\""))
+        #expect(text.contains("ner_request_duration_seconds_bucket{le=\"+Inf\"}"))
+        #expect(text.contains("ner_batch_size_count"))
+        #expect(text.contains("ner_ready 1\n"))
+        #expect(s.stop() == 0)
+    }
+
+    @Test func aliasMoveSwitchesModelsWithoutFailingARequest() throws {
+        if let problem = Fixture.shared.problem { throw Failure(problem) }
+        let home = try Fixture.shared.registryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let s = try ServerProcess(["--model", "tiny", "--home", home, "--poll-interval", "0.2"])
+        #expect(try servedModel(s) == "tiny-a")
+
+        let load = Load(server: s, clients: 4)
+        load.start()
+        usleep(300_000)
+        let promoted = try run("ner-register", ["promote", "tiny-b", "--home", home, "--quiet"])
+        try #require(promoted.status == 0, "\(promoted.stderr)")
+        let deadline = Date().addingTimeInterval(15)
+        while (try? servedModel(s)) != "tiny-b" && Date() < deadline {
+            usleep(50_000)
+        }
+        usleep(500_000)
+        let seen = load.stop()
+        #expect(seen.failures == [], "requests failed during the switch")
+        #expect(seen.models.first == "tiny-a")
+        #expect(seen.models.last == "tiny-b", "responses never came from the promoted model")
+        #expect(seen.count > 20)
+        #expect(try servedModel(s) == "tiny-b")
+        #expect(try s.get("/metrics").text.contains("ner_model_reloads_total{result=\"success\"} 1\n"))
+        #expect(s.stop() == 0)
+        #expect(s.stderr.contains("switched from model tiny-a to tiny-b"))
+    }
+
+    @Test func sighupReloadsUnderLoad() throws {
+        let s = try server()
+        let load = Load(server: s, clients: 3)
+        load.start()
+        usleep(200_000)
+        kill(s.process.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while !(try s.get("/metrics").text.contains("ner_model_reloads_total{result=\"success\"} 1\n")) && Date() < deadline {
+            usleep(50_000)
+        }
+        usleep(200_000)
+        let seen = load.stop()
+        #expect(seen.failures == [])
+        #expect(try s.get("/metrics").text.contains("ner_model_reloads_total{result=\"success\"} 1\n"))
+        #expect(s.stop() == 0)
+    }
+
+    @Test func sigtermAnswersEveryRequestInFlightAndExitsZero() throws {
+        // A long batch delay holds the requests in the batcher when SIGTERM arrives. Each request is
+        // its own curl process, so all eight are surely on the wire at once.
+        let s = try server(["--max-batch-delay", "1500", "--max-batch-size", "10000"])
+        let group = DispatchGroup()
+        let statuses = Statuses()
+        for i in 0..<8 {
+            onThread(group) {
+                let r = try? curl(["-X", "POST", s.base + "/ner", "-H", "Content-Type: text/plain",
+                                   "--data", "Request \(i): \(Self.sample)"])
+                statuses.add(r.map { $0.status == 200 && (try? JSON.parse($0.body).arrayValue) != nil ? 200 : $0.status } ?? -1)
+            }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        var inFlight = false
+        while !inFlight && Date() < deadline {
+            inFlight = (try? curl([s.base + "/metrics"]).body.contains("ner_queue_depth 8\n")) ?? false
+            if !inFlight { usleep(20_000) }
+        }
+        try #require(inFlight, "the eight requests never were in flight together")
+        kill(s.process.processIdentifier, SIGTERM)
+        group.wait()
+        s.process.waitUntilExit()
+        #expect(statuses.all == Array(repeating: 200, count: 8))
+        #expect(s.process.terminationStatus == 0)
+        #expect(s.stderr.contains("draining"))
+        #expect(s.stderr.contains("stopped"))
+        // Once drained, nothing listens any more.
+        #expect((try? curl(["--max-time", "2", s.base + "/healthz"]).status) == 0)
+    }
+
+    @Test func fullQueueAnswers503WithRetryAfter() throws {
+        let s = try server(["--max-queue", "1", "--max-batch-delay", "300", "--max-batch-size", "10000"])
+        let group = DispatchGroup()
+        let replies = Statuses()
+        for _ in 0..<6 {
+            onThread(group) {
+                if let r = try? s.post("/ner", Data(Self.sample.utf8), type: "text/plain") {
+                    replies.add(r.status, retryAfter: r.headers["retry-after"])
+                }
+            }
+        }
+        group.wait()
+        #expect(replies.all.filter { $0 == 200 }.count >= 1)
+        #expect(replies.all.filter { $0 == 503 }.count >= 1)
+        #expect(replies.all.allSatisfy { $0 == 200 || $0 == 503 })
+        #expect(replies.retryAfter.allSatisfy { $0 == "1" })
+        #expect(s.stop() == 0)
+    }
+
+    @Test func missingModelExits66BeforeListening() throws {
+        let r = try run("ner-serve", ["--model", "/nonexistent/model", "--port", "0", "--home", Fixture.shared.root.file("empty-home")])
+        #expect(r.status == 66)
+        #expect(r.stderr.contains("ner-serve: error:"))
+        #expect(!r.stderr.contains("listening"))
+    }
+
+    @Test func portInUseExits69() throws {
+        let s = try server()
+        let r = try run("ner-serve", ["--model", Fixture.shared.modelDir, "--port", String(s.port)])
+        #expect(r.status == 69, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot listen on 127.0.0.1:\(s.port)"))
+        #expect(s.stop() == 0)
+    }
+
+    @Test func helpReadsLikeAManPage() throws {
+        let r = try run("ner-serve", ["--help"])
+        #expect(r.status == 0)
+        for needle in ["POST /ner", "GET /readyz", "--max-batch-delay", "--max-body", "--token", "SIGHUP", "EXIT STATUS", "69"] {
+            #expect(r.stdout.contains(needle), "--help lacks \(needle)")
+        }
+    }
+}
+
+/// Runs `body` on a thread of its own. GCD's global queues on Linux run only about as many blocking
+/// items at once as there are cores, too few for clients that must overlap.
+func onThread(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+    group.enter()
+    Thread.detachNewThread {
+        body()
+        group.leave()
+    }
+}
+
+/// The id `/v1/models` reports.
+func servedModel(_ s: ServerProcess) throws -> String? {
+    try s.get("/v1/models").json?["models"]?.arrayValue?.first?["id"]?.stringValue
+}
+
+/// Clients posting the sample sentence in a loop, recording failures and which model answered.
+final class Load: @unchecked Sendable {
+    let server: ServerProcess
+    let clients: Int
+    private let lock = NSLock()
+    private var running = true
+    private var failures: [String] = []
+    private var models: [String] = []
+    private var count = 0
+    private let group = DispatchGroup()
+
+    init(server: ServerProcess, clients: Int) {
+        self.server = server
+        self.clients = clients
+    }
+
+    func start() {
+        for _ in 0..<clients {
+            onThread(group) { [self] in
+                while isRunning {
+                    do {
+                        let r = try server.post("/ner", Data(ServeTests.sample.utf8), type: "text/plain")
+                        record(r.status == 200 && r.json?.arrayValue != nil ? nil : "\(r.status): \(r.text)",
+                               model: r.headers["x-model-id"])
+                    } catch {
+                        record("\(error)", model: nil)
+                    }
+                }
+            }
+        }
+    }
+
+    private var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return running
+    }
+
+    private func record(_ failure: String?, model: String?) {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        if let failure { failures.append(failure) }
+        if let model, models.last != model { models.append(model) }
+    }
+
+    /// Stops the clients and returns the failures, the models in the order they answered, and the count.
+    func stop() -> (failures: [String], models: [String], count: Int) {
+        lock.lock()
+        running = false
+        lock.unlock()
+        group.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return (failures, models, count)
+    }
+}
+
+final class Statuses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var statuses: [Int] = []
+    private var retries: [String?] = []
+
+    func add(_ status: Int, retryAfter: String? = nil) {
+        lock.lock()
+        statuses.append(status)
+        if status == 503 { retries.append(retryAfter) }
+        lock.unlock()
+    }
+
+    var all: [Int] {
+        lock.lock()
+        defer { lock.unlock() }
+        return statuses
+    }
+
+    var retryAfter: [String?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return retries
+    }
+}

@@ -14,7 +14,9 @@ public enum Artifact {
     /// (idempotent); different content: ToolError(.failure) — never overwrite.
     ///
     /// A top-level `MANIFEST.json` in modelDir (an unpacked artifact being packed again) is not packed
-    /// as a model file: the new manifest replaces it.
+    /// as a model file: the new manifest replaces it. Nor is `checkpoint/`, the training state
+    /// `ner-train --resume` needs (weights plus optimizer moments, several times the model's size):
+    /// an artifact is what serves, not what resumes.
     public static func pack(modelDir: String, modelId: String, name: String?, into artifactsDir: String,
                             compression: Compression = .zstd) throws -> PackResult {
         try validateModelId(modelId)
@@ -162,6 +164,9 @@ public enum Artifact {
         ToolError.failure("\(path): an artifact for model id \(modelId) already exists with different content; refusing to overwrite it (pack under a new model id)")
     }
 
+    /// The folder ner-train keeps its resumable training state in.
+    public static let trainingStateFolder = "checkpoint"
+
     /// Relative paths of everything under `dir` except folders, sorted so tarballs list files in a
     /// stable order. Non-regular files are listed too: opening them is what refuses them.
     static func listFiles(_ dir: String, shownAs: String) throws -> [String] {
@@ -177,7 +182,7 @@ public enum Artifact {
             }
             for name in names.sorted() {
                 let child = rel.isEmpty ? name : rel + "/" + name
-                if rel.isEmpty && name == Manifest.fileName { continue }
+                if rel.isEmpty && (name == Manifest.fileName || name == trainingStateFolder) { continue }
                 var st = stat()
                 guard lstat(dir + "/" + child, &st) == 0 else {
                     throw ToolError.noInput("\(shownAs)/\(child): vanished while packing")

@@ -351,3 +351,20 @@ import Testing
         #expect(listing(tmp.path).filter { $0.hasPrefix(".") } == [])
     }
 }
+
+/// The training state ner-train keeps for --resume is several times the model's size; an artifact
+/// holds what serves, not what resumes.
+@Suite struct TrainingStateTests {
+    @Test func checkpointFolderIsNotPacked() throws {
+        let t = TempDir("ckpt"); defer { t.remove() }
+        t.write("model/model.json", "{\"id\":\"m-1\"}")
+        t.write("model/weights.bin", "weights")
+        t.write("model/checkpoint/state.bin", String(repeating: "x", count: 10_000))
+        t.write("model/checkpoint/state.json", "{}")
+        let packed = try Artifact.pack(modelDir: t.file("model"), modelId: "m-1", name: "m", into: t.file("artifacts"))
+        #expect(packed.manifest.files.map(\.path) == ["model.json", "weights.bin"])
+        let back = try Artifact.unpack(path: packed.path, into: t.file("unpacked"))
+        #expect(back.files.count == 2)
+        #expect(!fileExists(t.file("unpacked/checkpoint")))
+    }
+}

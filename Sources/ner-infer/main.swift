@@ -290,62 +290,16 @@ func parallelMap<T, R>(_ items: [T], workers: Int, _ body: (T) -> R) -> [R] {
     parallelChunks(items, workers: workers) { $0.map(body) }
 }
 
-/// Records as NDJSON: compact, keys sorted. Written by hand because JSONEncoder took most of the run
-/// time of `--tokenize-only` and a good share of tagging.
+/// Records as NDJSON: compact, keys sorted, one buffer per batch.
 func ndjson(_ records: [JSON]) -> Data {
     var out: [UInt8] = []
     out.reserveCapacity(records.count * 256)
     for r in records {
-        appendJSON(r, to: &out)
+        r.append(to: &out)
         out.append(0x0A)
     }
     return Data(out)
 }
 
-func appendJSON(_ value: JSON, to out: inout [UInt8]) {
-    switch value {
-    case .null: out.append(contentsOf: "null".utf8)
-    case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-    case .int(let i): out.append(contentsOf: String(i).utf8)
-    case .double(let d):
-        if !d.isFinite { out.append(0x30) }
-        else if d.rounded() == d && abs(d) < 1e15 { out.append(contentsOf: String(Int64(d)).utf8) }
-        else { out.append(contentsOf: String(d).utf8) }
-    case .string(let s): appendJSONString(s, to: &out)
-    case .array(let a):
-        out.append(UInt8(ascii: "["))
-        for (i, v) in a.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSON(v, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-    case .object(let o):
-        out.append(UInt8(ascii: "{"))
-        for (i, key) in o.keys.sorted().enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSONString(key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            appendJSON(o[key]!, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-    }
-}
-
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    let hex = Array("0123456789abcdef".utf8)
-    out.append(UInt8(ascii: "\""))
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-        case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-        case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-        case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-        case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-        case 0..<0x20: out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
-        default: out.append(b)
-        }
-    }
-    out.append(UInt8(ascii: "\""))
-}
 
 Infer.main()

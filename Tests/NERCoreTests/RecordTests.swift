@@ -12,6 +12,16 @@ import TestSupport
         #expect(try JSON.parse(j.compactString) == j)
     }
 
+    @Test func encodingEscapesAndRoundTrips() throws {
+        let tricky: JSON = ["s": "quote \" backslash \\ newline \n tab \t bell \u{07} Zürich ☕ a/b",
+                            "n": [1, -2, 0.5, 1e-7, 3.0], "z": nil, "b": [true, false]]
+        let text = tricky.compactString
+        #expect(!text.contains("\n") || text.contains("\\n"))
+        #expect(text.hasPrefix(#"{"b":[true,false],"n":[1,-2,0.5,"#))
+        #expect(text.contains(#"\u0007"#))
+        #expect(try JSON.parse(text) == ["s": tricky["s"]!, "n": [1, -2, 0.5, 1e-7, 3], "z": nil, "b": [true, false]])
+    }
+
     @Test func ndjsonReaderNamesTheBadLine() throws {
         let t = TempDir(); defer { t.remove() }
         let p = t.write("in.ndjson", "{\"a\":1}\n\n{\"a\":\n")

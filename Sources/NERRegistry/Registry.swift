@@ -125,11 +125,7 @@ public final class Registry: @unchecked Sendable {
 
     // MARK: - Who and where
 
-    static var hostName: String {
-        var buf = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buf, buf.count) == 0 else { return "unknown" }
-        return String(cString: buf)
-    }
+    static var hostName: String { NERCore.hostName() }
 
     /// `user@host`, the `who` of an alias move.
     static var who: String {

@@ -32,8 +32,9 @@ build: deps
 	for t in $(TOOLS); do ln -sf "$$dir/$$t" bin/$$t; done
 	@echo "tools in $(CURDIR)/bin"
 
+# The tests use only public APIs, so testable imports stay off and the release build is reused.
 test: build
-	$(SWIFT) test $(SWIFTFLAGS)
+	$(SWIFT) test $(SWIFTFLAGS) --disable-testable-imports
 
 # Queue -> dispatch (train | pack | register) -> infer, on examples/data, in a fresh home.
 demo: build

@@ -48,6 +48,9 @@ public func processStartTicks(_ pid: Int32) -> UInt64? {
     return ticks
 }
 
+/// The user name for audit fields: `$USER`, else the password entry of the effective uid, else `uidN`.
 public func currentUser() -> String {
-    ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(getuid())?.pointee.pw_name ?? strdup("unknown"))
+    if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+    if let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+    return "uid\(geteuid())"
 }

@@ -128,13 +128,7 @@ public final class Registry: @unchecked Sendable {
     static var hostName: String { NERCore.hostName() }
 
     /// `user@host`, the `who` of an alias move.
-    static var who: String {
-        var user = ProcessInfo.processInfo.environment["USER"] ?? ""
-        if user.isEmpty, let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name {
-            user = String(cString: name)
-        }
-        return "\(user.isEmpty ? "uid\(geteuid())" : user)@\(hostName)"
-    }
+    static var who: String { "\(currentUser())@\(hostName)" }
 }
 
 private func formatSeconds(_ s: Double) -> String {

@@ -9,10 +9,13 @@ enum Casing {
         var upper = 0, lower = 0, digits = 0, other = 0, total = 0
         var firstUpper = false
         for s in word.unicodeScalars {
-            let p = s.properties
-            if p.isUppercase { upper += 1; if total == 0 { firstUpper = true } }
-            else if p.isLowercase { lower += 1 }
-            else if s.value >= 0x30 && s.value <= 0x39 { digits += 1 }
+            let v = s.value
+            // ASCII without the Unicode property tables, which cost more than the rest of encoding.
+            let isUpper = v < 0x80 ? (v >= 0x41 && v <= 0x5A) : s.properties.isUppercase
+            let isLower = v < 0x80 ? (v >= 0x61 && v <= 0x7A) : s.properties.isLowercase
+            if isUpper { upper += 1; if total == 0 { firstUpper = true } }
+            else if isLower { lower += 1 }
+            else if v >= 0x30 && v <= 0x39 { digits += 1 }
             else { other += 1 }
             total += 1
         }

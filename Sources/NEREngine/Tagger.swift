@@ -55,29 +55,30 @@ final class Tagger: @unchecked Sendable {
         let groups = Tagger.batches(lengths: sentences.map(\.count), size: 64)
         let tab = tables
         let k = tagSet.count
-        let results = UnsafeMutableBufferPointer<([[Int32]], [[Float]])>.allocate(capacity: groups.count)
-        results.initialize(repeating: ([], []))
-        defer { results.deallocate() }
+        var slots = [([[Int32]], [[Float]])](repeating: ([], []), count: groups.count)
         let next = Counter()
         let workers = max(1, min(threads, groups.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            withWorkspace { ws in
-                var rng = SeededRandom(seed: 0)
-                while true {
-                    let g = next.take()
-                    if g >= groups.count { break }
-                    ws.load(groups[g].lazy.map { sentences[$0] })
-                    ws.forward(params, dropout: 0, rng: &rng)
-                    var t: [[Int32]] = [], s: [[Float]] = []
-                    ws.decode(tables: tab, k: k, tags: &t, scores: &s)
-                    results[g] = (t, s)
+        slots.withUnsafeMutableBufferPointer { buffer in
+            let results = buffer
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                withWorkspace { ws in
+                    var rng = SeededRandom(seed: 0)
+                    while true {
+                        let g = next.take()
+                        if g >= groups.count { break }
+                        ws.load(groups[g].lazy.map { sentences[$0] })
+                        ws.forward(params, dropout: 0, rng: &rng)
+                        var t: [[Int32]] = [], s: [[Float]] = []
+                        ws.decode(tables: tab, k: k, tags: &t, scores: &s)
+                        results[g] = (t, s)
+                    }
                 }
             }
         }
         for (g, ids) in groups.enumerated() {
             for (j, i) in ids.enumerated() {
-                tags[i] = results[g].0[j]
-                scores[i] = results[g].1[j]
+                tags[i] = slots[g].0[j]
+                scores[i] = slots[g].1[j]
             }
         }
         return (tags, scores)

@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 import NERCore
 import NEREngine
+import NERText
 import NIOCore
 
 /// What one request carries beyond the request itself: who sent it, for the access log.
@@ -166,7 +167,7 @@ struct NERResponder: HTTPResponder {
             }
         }
 
-        let (sentences, words) = Tagging.tokenize(texts)
+        let (sentences, words) = Entities.tokenize(texts)
         let tagged: (predictions: [Prediction], modelId: String)
         do {
             tagged = try await state.batcher.predict(words)
@@ -176,12 +177,23 @@ struct NERResponder: HTTPResponder {
             outcome.response = r
             return outcome
         }
-        let found = Tagging.entities(texts, sentences, tagged.predictions)
-        var out = JSONBytes(capacity: 64 + 96 * found.reduce(0) { $0 + $1.count })
-        if many { out.entityLists(found) } else { out.entities(found[0]) }
+        let found = Entities.locate(in: texts, sentences: sentences,
+                                    predictions: tagged.predictions.map { ($0.tags, $0.scores) })
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + 96 * found.reduce(0) { $0 + $1.count })
+        if many {
+            out.append(UInt8(ascii: "["))
+            for (i, list) in found.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                Entity.appendJSON(list, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        } else {
+            Entity.appendJSON(found[0], to: &out)
+        }
         var headers: HTTPFields = [.contentType: "application/json"]
         headers[NERResponder.modelIdHeader] = tagged.modelId
-        outcome.response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+        outcome.response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out)))
         return outcome
     }
 
@@ -244,10 +256,10 @@ struct NERResponder: HTTPResponder {
     }
 
     private func json(_ status: HTTPResponse.Status, _ value: JSON) -> Response {
-        var out = JSONBytes()
-        out.value(value)
+        var out: [UInt8] = []
+        value.append(to: &out)
         return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+                        body: .init(byteBuffer: ByteBuffer(bytes: out)))
     }
 }
 

@@ -82,15 +82,26 @@ struct ScalarWalker {
 extension Entities {
     /// Entities of each text: tokenizes every text into sentences, asks `predict` once for the tags and
     /// per-token confidences of all of them, and maps the results back to offsets into each text. This
-    /// is the whole text-in, entities-out path that `ner-infer` and `ner-serve` share; `predict` must
-    /// return one `(tags, scores)` pair per sentence, one tag and score per token.
+    /// is the whole text-in, entities-out path of `ner-infer`; `ner-serve` runs the same two halves,
+    /// `tokenize` and `locate`, on either side of its batcher.
     public static func find(in texts: [String], predict: ([[String]]) -> [(tags: [String], scores: [Float])]) -> [[Entity]] {
-        let tokenized = texts.map { Tokenizer.sentences($0) }
-        let words = tokenized.flatMap { $0.map { $0.map(\.text) } }
-        let predictions = words.isEmpty ? [] : predict(words)
-        precondition(predictions.count == words.count, "one prediction per sentence")
+        let (sentences, words) = tokenize(texts)
+        return locate(in: texts, sentences: sentences, predictions: words.isEmpty ? [] : predict(words))
+    }
+
+    /// Each text's sentences, and every sentence's words in one list for the model.
+    public static func tokenize(_ texts: [String]) -> (sentences: [[[TextToken]]], words: [[String]]) {
+        let sentences = texts.map { Tokenizer.sentences($0) }
+        return (sentences, sentences.flatMap { $0.map { $0.map(\.text) } })
+    }
+
+    /// Maps predictions (one `(tags, scores)` per sentence, in the order `tokenize` listed them) back to
+    /// entities with Unicode-scalar offsets into each whole text, however many sentences it holds.
+    public static func locate(in texts: [String], sentences: [[[TextToken]]],
+                              predictions: [(tags: [String], scores: [Float])]) -> [[Entity]] {
+        precondition(predictions.count == sentences.reduce(0) { $0 + $1.count }, "one prediction per sentence")
         var next = 0
-        return zip(texts, tokenized).map { text, sentences in
+        return zip(texts, sentences).map { text, sentences in
             var found: [Entity] = []
             var walker = ScalarWalker(text)
             for tokens in sentences {
@@ -100,5 +111,29 @@ extension Entities {
             }
             return found
         }
+    }
+}
+
+extension Entity {
+    /// Appends `[{"text":…,"tag":…,"start":…,"end":…,"score":…},…]`, the keys in the order the cloud
+    /// service wrote them. Written straight into bytes: on the hot path of `ner-infer` and `ner-serve`
+    /// a dictionary per entity cost more than tagging.
+    public static func appendJSON(_ list: [Entity], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, e) in list.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"text":"#.utf8)
+            JSON.appendString(e.text, to: &out)
+            out.append(contentsOf: #","tag":"#.utf8)
+            JSON.appendString(e.tag, to: &out)
+            out.append(contentsOf: #","start":"#.utf8)
+            out.append(contentsOf: String(e.start).utf8)
+            out.append(contentsOf: #","end":"#.utf8)
+            out.append(contentsOf: String(e.end).utf8)
+            out.append(contentsOf: #","score":"#.utf8)
+            JSON.appendNumber(e.score, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
     }
 }

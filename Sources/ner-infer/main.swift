@@ -80,7 +80,7 @@ struct Infer: ParsableCommand {
     var eval = false
 
     @Option(help: ArgumentHelp("Lines (conll: sentences) per batch.", valueName: "N"))
-    var batchLines = 512
+    var batchLines = 4096
 
     @Option(help: ArgumentHelp("Worker threads. Default: all cores.", valueName: "N"))
     var threads: Int?
@@ -121,53 +121,57 @@ struct Infer: ParsableCommand {
     }
 
     private func tagText(_ reader: LineReader, _ tagger: BatchTagger) throws {
-        while true {
-            var texts: [String] = []
-            var failure: ToolError?
-            while texts.count < batchLines {
-                do {
-                    guard let line = try reader.nextLine() else { break }
-                    texts.append(line)
-                } catch let e as ToolError {
-                    failure = e
-                    break
-                }
+        try pipelined(read: { readBatch({ try reader.nextLine() }) { $0 } }) { texts in
+            tagger.lines(texts) { i, found, out in
+                out.append(contentsOf: #"{"text":"#.utf8)
+                JSON.appendString(texts[i], to: &out)
+                out.append(contentsOf: #","entities":"#.utf8)
+                Entity.appendJSON(found, to: &out)
+                out.append(contentsOf: "}\n".utf8)
             }
-            let lines = tagger.entities(texts).enumerated().map { i, found in
-                JSON.object(["text": .string(texts[i]), "entities": .array(found.map(\.json))])
-            }
-            Output.write(ndjson(lines))
-            if let failure { throw failure }
-            if texts.count < batchLines { return }
         }
     }
 
     private func tagJSON(_ reader: LineReader, _ tagger: BatchTagger) throws {
         var records = NDJSONReader(reader)
-        while true {
-            var batch: [JSON] = []
-            var texts: [String] = []
-            var failure: ToolError?
-            var ended = false
-            while batch.count < batchLines {
-                do {
-                    guard let record = try records.next() else { ended = true; break }
-                    guard let text = record["text"]?.stringValue else {
-                        throw ToolError.data(reader.name, line: reader.lineNumber, "expected a string field \"text\"")
-                    }
-                    batch.append(record)
-                    texts.append(text)
-                } catch let e as ToolError {
-                    failure = e
-                    break
+        let read = { () -> Batch<(record: JSON, text: String)> in
+            readBatch({ try records.next() }) { record in
+                guard let text = record["text"]?.stringValue else {
+                    throw ToolError.data(reader.name, line: reader.lineNumber, "expected a string field \"text\"")
                 }
+                var rest = record
+                rest["entities"] = nil
+                return (rest, text)
             }
-            let found = tagger.entities(texts)
-            for i in batch.indices { batch[i]["entities"] = .array(found[i].map(\.json)) }
-            Output.write(ndjson(batch))
-            if let failure { throw failure }
-            if ended { return }
         }
+        try pipelined(read: read) { batch in
+            tagger.lines(batch.map(\.text)) { i, found, out in
+                // The record's own fields, key-sorted as every tool writes them, then "entities" last.
+                batch[i].record.append(to: &out)
+                out.removeLast()
+                if out.last != UInt8(ascii: "{") { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #""entities":"#.utf8)
+                Entity.appendJSON(found, to: &out)
+                out.append(contentsOf: "}\n".utf8)
+            }
+        }
+    }
+
+    /// Up to --batch-lines items from `next`, stopping early at the end of input or at a bad line
+    /// (kept as `failure`, thrown once the good lines before it are written).
+    private func readBatch<Line, Item>(_ next: () throws -> Line?, _ item: (Line) throws -> Item) -> Batch<Item> {
+        var batch = Batch<Item>()
+        do {
+            while batch.items.count < batchLines {
+                guard let line = try next() else { batch.ended = true; break }
+                batch.items.append(try item(line))
+            }
+        } catch let e as ToolError {
+            batch.failure = e
+        } catch {
+            batch.failure = ToolError.data("\(error)")
+        }
+        return batch
     }
 
     private func tagCoNLL(_ reader: LineReader, _ tagger: BatchTagger, log: Logger) throws {
@@ -257,16 +261,52 @@ struct BatchTagger {
     let model: NERModel
     let workers: Int
 
-    func entities(_ texts: [String]) -> [[Entity]] {
-        parallelChunks(texts, workers: workers) { chunk in
-            Entities.find(in: chunk) { sentences in
+    /// Tags `texts` and writes one output line per text through `write`; each worker tags and writes
+    /// its own contiguous slice, so only joining the slices is serial.
+    func lines(_ texts: [String], write: (Int, [Entity], inout [UInt8]) -> Void) -> Data {
+        let parts = parallelChunks(Array(texts.indices), workers: workers) { ids -> [[UInt8]] in
+            let found = Entities.find(in: ids.map { texts[$0] }) { sentences in
                 model.predict(sentences).map { (tags: $0.tags, scores: $0.scores) }
             }
+            var out: [UInt8] = []
+            out.reserveCapacity(ids.count * 160)
+            for (i, entities) in zip(ids, found) { write(i, entities, &out) }
+            return [out]
         }
+        var data = Data(capacity: parts.reduce(0) { $0 + $1.count })
+        for part in parts { data.append(contentsOf: part) }
+        return data
     }
 
     func predictions(_ sentences: [[String]]) -> [Prediction] {
         parallelChunks(sentences, workers: workers) { model.predict($0) }
+    }
+}
+
+/// One batch of input: its items, whether the input ended, and the error that cut it short.
+struct Batch<Item> {
+    var items: [Item] = []
+    var ended = false
+    var failure: ToolError?
+}
+
+/// A batch's output, handed from the tagging thread to the writer.
+private final class OutputSlot: @unchecked Sendable { var data = Data() }
+
+/// Tags batch k on the worker threads while the calling thread reads batch k+1, writing each batch's
+/// output in input order before the next one's.
+func pipelined<Item>(read: () -> Batch<Item>, tag: @escaping ([Item]) -> Data) throws {
+    var batch = read()
+    while true {
+        let slot = OutputSlot(), done = DispatchGroup()
+        let items = batch.items
+        DispatchQueue.global().async(group: done) { slot.data = tag(items) }
+        let next = batch.failure == nil && !batch.ended ? read() : nil
+        done.wait()
+        Output.write(slot.data)
+        if let failure = batch.failure { throw failure }
+        guard let next else { return }
+        batch = next
     }
 }
 

@@ -91,3 +91,26 @@ public func run(_ tool: String, _ args: [String], stdin: String = "", env: [Stri
     return RunResult(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
                      stderr: String(decoding: err, as: UTF8.self))
 }
+
+/// Runs a tool with stdin read from the file `input` and stdout written to the file `output` (so the
+/// test holds none of it in memory) and returns its exit status (-1 if killed by a signal) and its
+/// peak resident memory in KiB, as the kernel accounted it to that one child.
+public func runMeasuringMemory(_ tool: String, _ args: [String], input: String, output: String) throws -> (status: Int32, peakKiB: Int) {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let path = TestTools.path(tool)
+    let argv = ([path] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    guard rc == 0 else { throw NSError(domain: "spawn", code: Int(rc)) }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    let exited = status & 0x7F == 0
+    return (exited ? (status >> 8) & 0xFF : -1, usage.ru_maxrss)
+}

@@ -50,8 +50,10 @@ infer() {
     echo "== inference: $tokens whitespace tokens, $THREADS threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
     /usr/bin/time -v -o "$OUT/infer.time" "$BIN/ner-infer" --model "$model" --threads "$THREADS" \
         --input "$OUT/dev-raw4.txt" >"$OUT/infer.out" 2>/dev/null
-    local secs; secs=$(grep Elapsed "$OUT/infer.time" | awk '{print $NF}' | awk -F: '{print $(NF-1)*60+$NF}')
+    local secs cpu; secs=$(grep Elapsed "$OUT/infer.time" | awk '{print $NF}' | awk -F: '{print $(NF-1)*60+$NF}')
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$OUT/infer.time")
     echo "  $secs s wall: $(python3 -c "print(round($tokens/$secs))") tokens/s (tokenization included)"
+    echo "  $cpu s CPU: $(python3 -c "print(round($tokens/$cpu))") tokens per CPU second (what each core adds when it is free)"
     grep -E "Maximum resident" "$OUT/infer.time" | sed 's/^\s*/  /'
     head -1 "$OUT/dev-raw.txt" > "$OUT/one.txt"
     for i in 1 2 3; do

@@ -64,7 +64,7 @@ public enum Trainer {
 
     public static func run(_ o: TrainingOptions) throws -> TrainingOutcome {
         let spec = o.spec
-        if spec.device == "cuda" { throw ToolError.unavailable("no CUDA backend in this build") }
+        _ = try ComputeDevice.select(spec.device)
         useSingleThreadedBLAS()
         let threads = spec.threads > 0 ? spec.threads : ProcessInfo.processInfo.activeProcessorCount
         let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars)

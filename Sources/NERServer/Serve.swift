@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NERCore
+import NEREngine
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,8 @@ public struct ServeOptions: Sendable {
     public var token: String?
     /// Seconds a client has to send each whole request once the server waits for it.
     public var readTimeout = 10.0
+    /// cpu or cuda (checked with `ComputeDevice.select`).
+    public var device = "cpu"
 
     public init(model: String, home: Home) {
         self.model = model
@@ -44,9 +47,10 @@ public struct ServeOptions: Sendable {
 public enum Serve {
     /// Loads the model and serves until SIGTERM or SIGINT, then finishes the requests in flight and
     /// returns. Throws `ToolError`: 66 when the model cannot be found, 65 when it is unreadable (both
-    /// before anything listens), 69 when the address cannot be bound.
+    /// before anything listens), 69 when the address cannot be bound or the device is unusable.
     public static func run(_ options: ServeOptions, log: Logger) throws {
         let started = DispatchTime.now().uptimeNanoseconds
+        _ = try ComputeDevice.select(options.device)
         let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home)
         let metrics = Metrics()
         let slot = ModelSlot(model)

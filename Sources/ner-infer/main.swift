@@ -85,6 +85,12 @@ struct Infer: ParsableCommand {
     @Option(help: ArgumentHelp("Worker threads. Default: all cores.", valueName: "N"))
     var threads: Int?
 
+    @Option(help: ArgumentHelp("""
+        cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on \
+        the CPU only so far, so it exits 69 saying what it found.
+        """, valueName: "DEVICE"))
+    var device = "cpu"
+
     @Flag(help: "Only tokenize: print each line's sentences and tokens with offsets; no model.")
     var tokenizeOnly = false
 
@@ -106,6 +112,7 @@ struct Infer: ParsableCommand {
             if tokenizeOnly {
                 return try tokenize(reader, workers: workers, log: log)
             }
+            _ = try ComputeDevice.select(device)
             let folder = try modelFolder(model!, home: common.resolvedHome)
             let loaded = try NERModel.load(folder)
             // Parallelism comes from running one predict per worker; each call stays on its own thread.

@@ -99,6 +99,12 @@ struct Tool: ParsableCommand {
     @Option(help: ArgumentHelp("Inference threads. Default: all cores.", valueName: "N"))
     var workers: Int?
 
+    @Option(help: ArgumentHelp("""
+        cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on \
+        the CPU only so far, so it exits 69 saying what it found.
+        """, valueName: "DEVICE"))
+    var device = "cpu"
+
     @Option(help: ArgumentHelp("Seconds between registry checks for a moved alias; 0 turns them off. Default: 5.",
                                valueName: "SECONDS"))
     var pollInterval = 5.0
@@ -134,6 +140,7 @@ struct Tool: ParsableCommand {
             if let workers { options.workers = workers }
             options.pollInterval = pollInterval
             options.readTimeout = readTimeout
+            options.device = device
             let fromEnvironment = ProcessInfo.processInfo.environment["NER_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             options.token = token ?? fromEnvironment
             try Serve.run(options, log: log)

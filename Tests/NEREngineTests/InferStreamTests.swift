@@ -41,6 +41,13 @@ import TestSupport
         #expect(count == 100_000)
         #expect(misplaced == 0)
 
+        // A reader that goes away early ends the run quietly: exit 0, nothing on stderr.
+        let early = try run("/bin/bash", ["-c", #""$0" "$@" --input "$BIG" 2>"$ERR" | head -1 >/dev/null; echo "${PIPESTATUS[0]}""#,
+                                          TestTools.path("ner-infer"), "--model", dir.file("model"), "--quiet"],
+                            env: ["BIG": dir.file("big.txt"), "ERR": dir.file("early.err")])
+        #expect(early.stdout == "0\n")
+        #expect((try? String(contentsOfFile: dir.file("early.err"), encoding: .utf8)) == "")
+
         // Bounded: twenty times the input (8.5 MB in, ~20 MB out) costs no more than a few MB of extra
         // peak memory; holding the input or the output would cost tens.
         #expect(big.peakKiB - small.peakKiB < 16_000, "peak \(small.peakKiB) KiB for 5,000 lines, \(big.peakKiB) KiB for 100,000")

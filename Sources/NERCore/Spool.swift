@@ -164,6 +164,21 @@ public struct Spool: Sendable {
         Spool.sortedNames(cur).filter { $0.contains("@") }
     }
 
+    /// Takes over the claim `name` (in `cur/`) of a dispatcher that is gone while its job still runs
+    /// elsewhere (a Slurm job): one rename to the new owner, so of two adopters exactly one wins.
+    public func adopt(claimName name: String, owner: ProcessIdentity) throws -> Claim? {
+        let key = String(name.split(separator: "@", maxSplits: 1)[0])
+        let mine = cur + "/" + key + "@\(owner.host)@\(owner.pid)@\(owner.startTicks)"
+        guard try AtomicFile.move(cur + "/" + name, to: mine, durable: false) else { return nil }
+        touch(mine)
+        return Claim(path: mine, key: key, jobId: Spool.jobId(fromFileName: key) ?? key, job: try read(mine))
+    }
+
+    /// Gives a claim back to the queue unchanged (same attempt): the job never started.
+    public func release(_ claim: Claim) throws {
+        _ = try AtomicFile.move(claim.path, to: new + "/" + claim.key)
+    }
+
     /// Renews a lease: the claim file's mtime is the heartbeat.
     public func renew(_ claim: Claim) { touch(claim.path) }
 
@@ -306,7 +321,7 @@ public struct Spool: Sendable {
             for name in Spool.sortedNames(dir) {
                 if let id = Spool.jobId(fromFileName: name) {
                     unlink(events + "/" + id + ".ndjson")
-                    unlink(run + "/" + id + ".out")
+                    for ext in ["out", "err", "sh"] { unlink(run + "/" + id + "." + ext) }
                 }
                 if unlink(dir + "/" + name) == 0 { n += 1 }
             }

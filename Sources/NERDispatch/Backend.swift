@@ -6,7 +6,8 @@ public final class RunningJob {
     public var claim: Spool.Claim
     public let name: String
     public let attempt: Int
-    public let logPath: String
+    /// Where the job's stderr goes: the dispatcher's log folder locally, the spool on Slurm.
+    public var logPath: String
     public let outputPath: String
     public let eventsPath: String
     /// Backend-specific handle: a process group id locally, a Slurm job id on a cluster.
@@ -35,14 +36,33 @@ public enum JobExit: Equatable, Sendable {
     case failed(String)
 }
 
-/// Where jobs run: child processes here (`local`), or a scheduler (Slurm, in its own module).
+/// Where jobs run: child processes here (`local`), or a scheduler (`slurm`).
 public protocol DispatchBackend: AnyObject {
     var name: String { get }
+    /// True when jobs outlive the dispatcher that started them (a scheduler): a restarted
+    /// dispatcher takes such jobs over instead of returning them to the queue, and `--once`
+    /// submits and exits instead of waiting.
+    var detached: Bool { get }
     /// Starts `job`; its record is on stdin, its stdout goes to `job.outputPath`, stderr to `job.logPath`.
     func start(_ job: RunningJob, command: String, environment: [String: String]) throws
+    /// Starts jobs of one sweep together (a Slurm job array); false when the backend starts them
+    /// one by one instead.
+    func startGroup(_ jobs: [RunningJob], command: String, environment: [String: String]) throws -> Bool
+    /// Called once per dispatcher loop before `poll`, so a scheduler is asked once for all jobs.
+    func refresh(_ jobs: [RunningJob])
     /// nil while the job runs.
     func poll(_ job: RunningJob) -> JobExit?
     func cancel(_ job: RunningJob)
+    /// Finds the run a dead dispatcher left for `job` (same job, same attempt), so this dispatcher
+    /// can tend it; `knownId` is the backend id the registry recorded. False when there is none.
+    func reattach(_ job: RunningJob, knownId: String?) -> Bool
     /// Stops what a dead dispatcher left running for `jobId`, before the job is retried.
     func killOrphan(jobId: String)
+}
+
+extension DispatchBackend {
+    public var detached: Bool { false }
+    public func startGroup(_ jobs: [RunningJob], command: String, environment: [String: String]) throws -> Bool { false }
+    public func refresh(_ jobs: [RunningJob]) {}
+    public func reattach(_ job: RunningJob, knownId: String?) -> Bool { false }
 }

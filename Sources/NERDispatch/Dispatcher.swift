@@ -52,7 +52,8 @@ public final class Dispatcher {
         self.emit = emit
     }
 
-    /// Asks the loop to stop claiming; running jobs are waited for (`--watch` on SIGINT/SIGTERM).
+    /// Asks the loop to stop claiming; running jobs are waited for (`--watch` on SIGINT/SIGTERM),
+    /// except on a scheduler, which keeps them running for the next dispatcher.
     public func requestStop() { stopRequested = true }
 
     public func run() throws {
@@ -61,13 +62,18 @@ public final class Dispatcher {
         while true {
             if dispatchStopSignal != 0 { stopRequested = true }
             recover()
+            // Finished jobs first: their claims no longer count against --max-running.
+            try tend()
             let mayClaim = !stopRequested && (options.mode != .once || !claimedOnce)
+            var more = false
             if mayClaim {
-                try claimWhileFree()
+                more = try claimWhileFree()
                 claimedOnce = true
             }
-            try tend()
             try flush()
+            // A scheduler keeps the jobs: --once (cron) submits and leaves, and so does a stopped
+            // dispatcher; the next run tends them.
+            if backend.detached && (options.mode == .once || stopRequested) { return }
             if running.isEmpty {
                 switch options.mode {
                 case .once: return
@@ -78,7 +84,7 @@ public final class Dispatcher {
                     if stopRequested { return }
                 }
             }
-            usleep(UInt32(options.pollInterval * 1_000_000))
+            if !more { usleep(UInt32(options.pollInterval * 1_000_000)) }
         }
     }
 
@@ -86,18 +92,48 @@ public final class Dispatcher {
 
     /// Claims jobs until the global cap is reached or the queue is empty. The count of live
     /// claims and the claim itself happen under one lock, so racing dispatchers never exceed it.
-    func claimWhileFree() throws {
+    /// Starting is slow on a scheduler (one sbatch is tens of milliseconds), so outside --once a
+    /// pass stops after about a second and returns true: the loop tends running jobs, then goes on
+    /// claiming at once.
+    func claimWhileFree() throws -> Bool {
         refreshQueue(force: false)
-        guard !queueCache.isEmpty else { return }
-        try withSpoolLock {
-            var free = options.maxRunning - spool.claimNames().count
-            while free > 0 {
-                if queueCache.isEmpty { refreshQueue(force: true) }
-                guard let claim = try spool.claim(from: &queueCache, owner: me) else { break }
-                free -= 1
-                try launch(claim)
+        guard !queueCache.isEmpty else { return false }
+        let started = Date()
+        var claimed: [Spool.Claim] = []
+        do {
+            return try withSpoolLock { try claimAndLaunch(started: started, claimed: &claimed) }
+        } catch let e as ToolError where e.status == .unavailable {
+            // The backend is down: what this pass claimed and did not start goes back untouched
+            // (a claim that `finish` already moved on is simply not there any more).
+            let running = Set(self.running.map(\.jobId))
+            for claim in claimed where !running.contains(claim.jobId) { try spool.release(claim) }
+            try flush()
+            throw e
+        }
+    }
+
+    /// One claiming pass under the spool lock; `claimed` keeps what it claimed for the caller.
+    func claimAndLaunch(started: Date, claimed: inout [Spool.Claim]) throws -> Bool {
+        var free = options.maxRunning - spool.claimNames().count
+        var group: [Spool.Claim] = []
+        while free > 0 {
+            if queueCache.isEmpty { refreshQueue(force: true) }
+            guard let claim = try spool.claim(from: &queueCache, owner: me) else { break }
+            claimed.append(claim)
+            free -= 1
+            // A sweep's consecutive jobs stay together: they may go in as one job array.
+            if let last = group.last, last.job["sweep_id"] == nil || last.job["sweep_id"] != claim.job["sweep_id"] {
+                try launch(group)
+                group = []
+            }
+            group.append(claim)
+            if options.mode != .once && claim.job["sweep_id"] == nil && Date().timeIntervalSince(started) > 1 {
+                try launch(group)
+                return free > 0
             }
         }
+        try launch(group)
+        return false
     }
 
     func refreshQueue(force: Bool) {
@@ -118,30 +154,66 @@ public final class Dispatcher {
         return try body()
     }
 
-    func launch(_ claim: Spool.Claim) throws {
-        let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
-        unlink(job.eventsPath)
-        spool.clearCancel(job.jobId)
+    /// Starts claimed jobs; consecutive jobs of one sweep go to the backend together (one Slurm
+    /// job array) when it can start them so.
+    func launch(_ claims: [Spool.Claim]) throws {
+        var i = 0
+        while i < claims.count {
+            var end = i + 1
+            if let sweep = claims[i].job["sweep_id"]?.stringValue {
+                while end < claims.count && claims[end].job["sweep_id"]?.stringValue == sweep { end += 1 }
+            }
+            let jobs = claims[i..<end].map { RunningJob(claim: $0, spool: spool, logs: home.logs) }
+            i = end
+            for job in jobs {
+                unlink(job.eventsPath)
+                spool.clearCancel(job.jobId)
+            }
+            if jobs.count > 1, try starting(jobs, {
+                try backend.startGroup(jobs, command: options.command, environment: environment(nil))
+            }) { continue }
+            for job in jobs {
+                _ = try starting([job]) {
+                    try backend.start(job, command: options.command, environment: environment(job))
+                    return true
+                }
+            }
+        }
+    }
+
+    func environment(_ job: RunningJob?) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["NER_HOME"] = home.root
-        env["NER_JOB_ID"] = job.jobId
-        env["NER_ATTEMPT"] = String(job.attempt)
-        env[StatusLog.environmentKey] = job.eventsPath
-        if let dir = options.toolDirectory { env["PATH"] = dir + ":" + (env["PATH"] ?? "/usr/bin:/bin") }
-        do {
-            try backend.start(job, command: options.command, environment: env)
-        } catch let e as ToolError {
-            try finish(job, .failed(e.message))
-            return
+        if let job {
+            env["NER_JOB_ID"] = job.jobId
+            env["NER_ATTEMPT"] = String(job.attempt)
+            env[StatusLog.environmentKey] = job.eventsPath
         }
-        try transition(job, "running")
-        running.append(job)
+        if let dir = options.toolDirectory { env["PATH"] = dir + ":" + (env["PATH"] ?? "/usr/bin:/bin") }
+        return env
+    }
+
+    /// Runs `start`, which starts `jobs` (false: it did not, try another way). A job the backend
+    /// refuses is a failed attempt; a backend that is down is thrown on to `launch`.
+    func starting(_ jobs: [RunningJob], _ start: () throws -> Bool) throws -> Bool {
+        do {
+            guard try start() else { return false }
+        } catch let e as ToolError where e.status != .unavailable {
+            for job in jobs { try finish(job, .failed(e.message)) }
+            return true
+        }
+        for job in jobs {
+            try transition(job, "running")
+            running.append(job)
+        }
+        return true
     }
 
     // MARK: Tending running jobs
 
     func tend() throws {
         var still: [RunningJob] = []
+        backend.refresh(running)
         for job in running {
             if !job.cancelling && spool.cancelRequested(job.jobId) {
                 job.cancelling = true
@@ -181,6 +253,7 @@ public final class Dispatcher {
         case .succeeded:
             var record = job.claim.job
             if let out = lastRecord(job.outputPath) { record = out }
+            if backend.detached, let id = job.backendId { record["\(backend.name)_job_id"] = .string(id) }
             if job.lastStatus == "running" { try transition(job, "done", record: record) }
             try spool.complete(job.claim, record: record, durable: false)
             doneUnsynced = true
@@ -230,6 +303,7 @@ public final class Dispatcher {
 
     /// Returns jobs of dead or silent dispatchers to the queue (or dead-letters them).
     func recover() {
+        if backend.detached { adopt() }
         let recovered = spool.recoverExpired(lease: options.lease, maxAttempts: options.maxAttempts, except: me) {
             backend.killOrphan(jobId: $0)
         }
@@ -245,6 +319,45 @@ public final class Dispatcher {
                 try? flush()
                 emit(event(jobId: r.jobId, name: name, status: "dead-lettered", attempt: attempt, error: r.reason))
             }
+        }
+    }
+
+    /// Takes over the claims of dead or silent dispatchers whose jobs the backend still holds
+    /// (Slurm jobs outlive their dispatcher), so they are tended, not submitted again. The Slurm
+    /// job id comes from the registry, else from what the backend left in the spool.
+    func adopt() {
+        let now = Date()
+        for name in spool.claimNames() {
+            let parts = name.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 4, let pid = Int32(parts[2]), let ticks = UInt64(parts[3]) else { continue }
+            let owner = ProcessIdentity(host: String(parts[1]), pid: pid, startTicks: ticks)
+            guard owner != me else { continue }
+            let gone = owner.isAliveHere == false
+            let expired = modificationDate(spool.cur + "/" + name).map { now.timeIntervalSince($0) > options.lease } ?? false
+            guard gone || expired, let claim = try? spool.adopt(claimName: name, owner: me) else { continue }
+            let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
+            let row = (try? registry.job(job.jobId)).flatMap { $0 }.flatMap { $0.attempt == job.attempt ? $0 : nil }
+            let started = row.map { ["running", "trained", "packed", "registered"].contains($0.status) } ?? false
+            guard backend.reattach(job, knownId: started ? row?.backendId : nil) else {
+                try? finish(job, .failed(gone ? "dispatcher \(owner) died" : "lease of dispatcher \(owner) expired"))
+                continue
+            }
+            if started, let row {
+                job.lastStatus = row.status
+                skipRecordedEvents(job)
+            } else {
+                try? transition(job, "running")
+            }
+            running.append(job)
+        }
+    }
+
+    /// Events up to the status the registry already holds were recorded by the dead dispatcher.
+    func skipRecordedEvents(_ job: RunningJob) {
+        guard job.lastStatus != "running", let data = FileManager.default.contents(atPath: job.eventsPath) else { return }
+        let lines = data.split(separator: 0x0A)
+        if let last = lines.lastIndex(where: { (try? JSON.parse(Data($0)))?["status"]?.stringValue == job.lastStatus }) {
+            job.eventsSeen = last + 1
         }
     }
 

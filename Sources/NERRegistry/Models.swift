@@ -8,7 +8,8 @@ import Glibc
 extension Registry {
     /// Registers the model a packed record describes. The record must carry `artifact` (an existing
     /// file), `sha256` and `name`, and `model_id` (ner-register reads it from the artifact's
-    /// manifest); `metrics`, `job_id` and `parent_id` are stored when present.
+    /// manifest); `metrics`, `job_id`, `parent_id` (the model a retraining started from) and
+    /// `sweep_id` are stored when present.
     ///
     /// Idempotent: a record whose `model_id` or `sha256` is already registered returns that row with
     /// `created == false` (a collected or removed model whose artifact is back becomes `registered`
@@ -60,11 +61,11 @@ extension Registry {
             stored["registered_at"] = .string(now)
             let metrics = record["metrics"].flatMap { $0.isNull ? nil : $0.compactString }
             try db.execute(sql: """
-                INSERT INTO models (model_id, name, version, status, job_id, parent_id, artifact, sha256, bytes,
-                                    metrics, record, created_at, registered_at)
-                VALUES (?, ?, ?, 'registered', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO models (model_id, name, version, status, job_id, parent_id, sweep_id, artifact, sha256,
+                                    bytes, metrics, record, created_at, registered_at)
+                VALUES (?, ?, ?, 'registered', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [modelId, name, version, record["job_id"]?.stringValue, record["parent_id"]?.stringValue,
-                                 artifact, sha, bytes, metrics, stored.compactString,
+                                 record["sweep_id"]?.stringValue, artifact, sha, bytes, metrics, stored.compactString,
                                  record["created_at"]?.stringValue ?? now, now])
             return (try fetchModel(db, id: modelId)!, true)
         }

@@ -12,6 +12,8 @@ public struct ModelRow: Sendable, Equatable {
     public var status: String
     public var jobId: String?
     public var parentId: String?
+    /// The sweep (ner-queue --sweep) whose trial this model is.
+    public var sweepId: String?
     public var artifact: String
     public var sha256: String?
     public var bytes: Int?
@@ -29,6 +31,7 @@ public struct ModelRow: Sendable, Equatable {
         status = row["status"]
         jobId = row["job_id"]
         parentId = row["parent_id"]
+        sweepId = row["sweep_id"]
         artifact = row["artifact"]
         sha256 = row["sha256"]
         bytes = row["bytes"]
@@ -47,6 +50,7 @@ public struct ModelRow: Sendable, Equatable {
         ]
         if let jobId { o["job_id"] = .string(jobId) }
         if let parentId { o["parent_id"] = .string(parentId) }
+        if let sweepId { o["sweep_id"] = .string(sweepId) }
         if let sha256 { o["sha256"] = .string(sha256) }
         if let bytes { o["bytes"] = .int(Int64(bytes)) }
         if let metrics { o["metrics"] = metrics }

@@ -76,6 +76,14 @@ extension Registry {
                 CREATE INDEX alias_audit_name ON alias_audit (name, alias, id);
                 """)
         }
+        // Sweeps (ner-queue --sweep): the trials of one search share a sweep id, so the best is
+        // one indexed query away.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE models ADD COLUMN sweep_id TEXT;
+                CREATE INDEX models_sweep ON models (sweep_id);
+                """)
+        }
         return m
     }
 

@@ -9,7 +9,7 @@ struct Dispatch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ner-dispatch",
         abstract: "Claim queued NER jobs and run them while fewer than N run.",
-        usage: "ner-dispatch [--once | --drain | --watch] [--max-running N] [--command CMD] [--backend local]",
+        usage: "ner-dispatch [--once | --drain | --watch] [--max-running N] [--command CMD] [--backend local|slurm [--sbatch-args ARGS]]",
         discussion: """
         Claims jobs from $NER_HOME/spool/new by atomic rename into spool/cur while fewer than \
         --max-running jobs run (counted over every dispatcher sharing the spool), and runs each \
@@ -31,15 +31,34 @@ struct Dispatch: ParsableCommand {
         queue with attempt + 1 by any dispatcher; on the same host the dead owner's job processes \
         are killed first, so a job never runs twice at once.
 
+        SLURM (--backend slurm)
+          Each claimed job becomes one `sbatch --parsable` submission of a script, kept as \
+        spool/run/JOB_ID.sh, that runs COMMAND inside the allocation with the job record on stdin; \
+        stdout goes to spool/run/JOB_ID.out, stderr to spool/run/JOB_ID.err. The job's resources \
+        become sbatch options: gpus → --gres=gpu:N, cpus → --cpus-per-task, mem → --mem, time → \
+        --time, partition → --partition; --sbatch-args adds more (account, qos, constraint). Jobs \
+        of one sweep (ner-queue --sweep) claimed together go in as one job array. The Slurm job id \
+        is the job's backend_id in the registry and slurm_job_id in its final record. \
+        --max-running counts the jobs Slurm holds for this spool (pending and running). Slurm's \
+        verdict decides: COMPLETED is success; FAILED, TIMEOUT, CANCELLED, NODE_FAIL, OUT_OF_MEMORY \
+        are a failed attempt with that cause, retried up to --max-attempts. Slurm is asked once per \
+        loop (squeue), every --poll seconds (default 5 with slurm). A dispatcher that dies leaves \
+        its jobs running; the next one takes them over rather than submitting them again. With \
+        --once it submits what may run, records what finished, and exits without waiting (cron). \
+        sbatch missing, or a controller that does not answer, is exit 69 and the job stays queued.
+
         MODES
-          --once   claim what may run now, wait for those jobs, exit (for cron).
+          --once   claim what may run now, wait for those jobs, exit (for cron); with slurm, do \
+        not wait.
           --drain  keep claiming until the queue is empty and every job it started ended.
-          --watch  keep going; SIGINT/SIGTERM stop claiming and wait for running jobs.
+          --watch  keep going; SIGINT/SIGTERM stop claiming and wait for running jobs (with \
+        slurm, exit at once: the jobs run on in Slurm and the next dispatcher takes them over).
 
         EXAMPLES
           ner-dispatch --drain --max-running 2
           * * * * * ner-dispatch --once --max-running 1 >> ~/.ner/dispatch.ndjson 2>&1
           ner-dispatch --watch --command 'ner-train | ner-pack | ner-register && notify-send done'
+          * * * * * ner-dispatch --once --backend slurm --max-running 8 >> $NER_HOME/dispatch.ndjson 2>&1
 
         \(exitCodeHelp)
           ner-dispatch exits 1 when a job it ran was dead-lettered during this run.
@@ -54,18 +73,22 @@ struct Dispatch: ParsableCommand {
     @Option(help: "Most jobs running at once, across all dispatchers sharing the spool.") var maxRunning = 1
     @Option(help: "Attempts before a failing job is dead-lettered to spool/failed.") var maxAttempts = 3
     @Option(help: ArgumentHelp("Seconds a claim stays valid without a heartbeat.", valueName: "SECONDS")) var lease: Double = 300
-    @Option(help: ArgumentHelp("Seconds between checks on running jobs.", valueName: "SECONDS")) var poll: Double = 0.2
+    @Option(help: ArgumentHelp("Seconds between checks on running jobs (default: 0.2 local, 5 slurm).", valueName: "SECONDS"))
+    var poll: Double?
     @Option(help: ArgumentHelp("Command each job runs, its record on stdin.", valueName: "CMD"))
     var command = "ner-train | ner-pack | ner-register"
-    @Option(help: "Where jobs run: local.") var backend = "local"
+    @Option(help: "Where jobs run: local (child processes) or slurm (sbatch).") var backend = "local"
+    @Option(help: ArgumentHelp("Extra sbatch options for every job, split at spaces (slurm only).", valueName: "ARGS"))
+    var sbatchArgs: String?
 
     func validate() throws {
         if [once, drain, watch].filter({ $0 }).count > 1 { throw ValidationError("give only one of --once, --drain, --watch") }
         if maxRunning < 1 { throw ValidationError("--max-running must be at least 1") }
         if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
         if !(lease > 0) { throw ValidationError("--lease must be positive") }
-        if !(poll > 0 && poll <= 60) { throw ValidationError("--poll must be in (0, 60] seconds") }
-        if backend != "local" { throw ValidationError("unknown backend '\(backend)' (this build has: local)") }
+        if let poll, !(poll > 0 && poll <= 60) { throw ValidationError("--poll must be in (0, 60] seconds") }
+        if !["local", "slurm"].contains(backend) { throw ValidationError("unknown backend '\(backend)' (local or slurm)") }
+        if sbatchArgs != nil && backend != "slurm" { throw ValidationError("--sbatch-args needs --backend slurm") }
     }
 
     func run() throws {
@@ -78,10 +101,14 @@ struct Dispatch: ParsableCommand {
             options.maxRunning = maxRunning
             options.maxAttempts = maxAttempts
             options.lease = lease
-            options.pollInterval = poll
+            options.pollInterval = poll ?? (backend == "slurm" ? 5 : 0.2)
             options.command = command
             options.toolDirectory = executableDirectory()
-            let dispatcher = Dispatcher(home: home, registry: registry, backend: LocalBackend(spool: Spool(home: home)),
+            let spool = Spool(home: home)
+            let runner: DispatchBackend = backend == "slurm"
+                ? try SlurmBackend(spool: spool, sbatchArgs: (sbatchArgs ?? "").split(separator: " ").map(String.init))
+                : LocalBackend(spool: spool)
+            let dispatcher = Dispatcher(home: home, registry: registry, backend: runner,
                                         options: options, emit: { Output.line($0) })
             dispatcher.installStopHandlers()
             try dispatcher.run()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NERCLI
 import NERCore
+import NERDispatch
 import NERRegistry
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,9 @@ struct Queue: ParsableCommand {
         usage: """
         ner-queue --train FILE [--dev FILE] [--name NAME] [SPEC OPTIONS]
           GENERATOR | ner-queue [SPEC OPTIONS as defaults]
+          ner-queue --sweep SWEEP.json [SPEC OPTIONS as defaults]
+          ner-queue --from MODEL [SPEC OPTIONS as overrides]
+          ner-queue --halve SWEEP_ID [--keep FRACTION] [--by METRIC] [--factor N]
           ner-queue --list | --show JOB_ID | --cancel JOB_ID | --purge
         """,
         discussion: """
@@ -42,15 +46,42 @@ struct Queue: ParsableCommand {
         SPEC FIELDS (defaults)
           \(specDefaults)
 
+        SWEEPS (--sweep FILE, - for stdin)
+          A hyper-parameter search as one JSON object: "name", "base" (spec fields every trial \
+        shares; flags given act as defaults under it), and either "grid" (field → list of values; \
+        every combination is one job) or "random" with "trials" and "seed" (field → \
+        {"uniform":[lo,hi]}, {"log_uniform":[lo,hi]}, {"int":[lo,hi]} or {"choice":[...]}). Every \
+        trial is one job carrying the same "sweep_id" and its own "sweep_params"; all are checked \
+        before any is written. ner-dispatch --backend slurm submits trials claimed together as \
+        one job array; `ner-register best --sweep ID --by dev.f1` names the winner and \
+        `ner-register promote --sweep ID` moves an alias to it.
+
+        SUCCESSIVE HALVING (--halve SWEEP_ID)
+          Early stopping for a sweep: queue every trial with a small budget (few epochs), and \
+        once that rung has finished, --halve keeps the best --keep fraction (default 0.5) of its \
+        registered trials by --by (default dev.f1) and queues them again with --factor times the \
+        epochs (default 2), as the next rung of the same sweep (each new job has "sweep_rung" and \
+        its model as "parent_id"). The rest stop there. Repeat until one trial is left. A rung \
+        with jobs still queued or running is exit 75 (try again later).
+
+        RETRAINING (--from MODEL)
+          Queues the job a registered model was trained from again (MODEL is NAME, NAME@ALIAS, \
+        NAME:VERSION or a model id), with any spec flags given as overrides (new --train data, more \
+        --epochs). The new job carries "parent_id": the model's id, and the model it produces is \
+        registered with that parent.
+
         MANAGING THE QUEUE
           --list prints one line per job (queued, running, done, failed) with its attempt and \
         owner; --show prints a job's record; --cancel dead-letters a queued job or asks the \
-        dispatcher running it to stop it; --purge deletes done and failed jobs.
+        dispatcher running it to stop it (a job running under Slurm is also scancel'ed at once, \
+        so it stops even while no dispatcher runs); --purge deletes done and failed jobs.
 
         EXAMPLES
           ner-queue --name news --train data/train.txt --dev data/dev.txt --epochs 20
           for lr in 0.001 0.002; do echo "{\\"name\\":\\"lr$lr\\",\\"train\\":\\"train.txt\\",\\"learning_rate\\":$lr}"; done | ner-queue
           ner-queue --list | jq -r 'select(.state=="failed") | .job_id'
+          ner-queue --sweep examples/slurm/sweep.json --epochs 10
+          ner-queue --from news@production --train data/more.txt --epochs 40
 
         \(exitCodeHelp)
         """,
@@ -85,6 +116,20 @@ struct Queue: ParsableCommand {
     @Option(help: "Scheduler: time limit (e.g. 02:00:00).") var time: String?
     @Option(help: "Scheduler: partition.") var partition: String?
 
+    @Option(help: ArgumentHelp("Queue every trial of a sweep spec (JSON file, - for stdin).", valueName: "FILE"))
+    var sweep: String?
+    @Option(help: ArgumentHelp("Queue a registered model's job again, flags as overrides.", valueName: "MODEL"))
+    var from: String?
+
+    @Option(help: ArgumentHelp("Queue the best trials of a sweep's last rung again with more epochs.", valueName: "SWEEP_ID"))
+    var halve: String?
+    @Option(help: ArgumentHelp("With --halve: the fraction of trials kept (default 0.5).", valueName: "FRACTION"))
+    var keep: Double = 0.5
+    @Option(help: ArgumentHelp("With --halve: the metric ranking the trials (default dev.f1).", valueName: "METRIC"))
+    var by = "dev.f1"
+    @Option(help: ArgumentHelp("With --halve: how many times the epochs the next rung trains (default 2).", valueName: "N"))
+    var factor = 2
+
     @Flag(help: "List every job in the spool.") var list = false
     @Option(help: ArgumentHelp("Print one job's record and state.", valueName: "JOB_ID")) var show: String?
     @Option(help: ArgumentHelp("Cancel a queued or running job.", valueName: "JOB_ID")) var cancel: String?
@@ -96,8 +141,8 @@ struct Queue: ParsableCommand {
             let spool = Spool(home: home)
             try home.ensureLayout()
             try spool.ensureLayout()
-            let modes = [list, show != nil, cancel != nil, purge].filter { $0 }.count
-            if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge") }
+            let modes = [list, show != nil, cancel != nil, purge, sweep != nil, from != nil, halve != nil].filter { $0 }.count
+            if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge, --sweep, --from, --halve") }
             if list { return listJobs(spool) }
             if let id = show { return try showJob(spool, id) }
             if let id = cancel { return try cancelJob(spool, id, home: home, log: log) }
@@ -106,6 +151,9 @@ struct Queue: ParsableCommand {
                 log.info("purged \(n) finished job(s)")
                 return
             }
+            if let sweep { return try enqueueSweep(sweep, spool: spool, home: home, log: log) }
+            if let from { return try enqueueRetraining(from, spool: spool, home: home, log: log) }
+            if let halve { return try enqueueNextRung(halve, spool: spool, home: home, log: log) }
             try enqueue(spool, home: home, log: log)
         }
     }
@@ -159,11 +207,95 @@ struct Queue: ParsableCommand {
             }
             if jobs.isEmpty { throw ToolError.data("stdin: no job requests") }
         }
-        let records = try jobs.map { try JSON.from($0) }
+        try write(try jobs.map { try JSON.from($0) }, spool: spool, home: home, log: log)
+    }
+
+    func write(_ records: [JSON], spool: Spool, home: Home, log: Logger) throws {
         try spool.enqueue(records)
         recordQueued(records, home: home, log: log)
         for r in records { Output.line(r) }
-        if jobs.count > 1 { log.info("queued \(jobs.count) jobs") }
+        if records.count > 1 { log.info("queued \(records.count) jobs") }
+    }
+
+    func enqueueSweep(_ file: String, spool: Spool, home: Home, log: Logger) throws {
+        let data: Data
+        if file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let d = FileManager.default.contents(atPath: file) else { throw ToolError.noInput("\(file): no such sweep file") }
+            data = d
+        }
+        let spec: JSON
+        do { spec = try JSON.parse(data) } catch let e as ToolError { throw ToolError.data("\(file): \(e.message)") }
+        let sweep = try Sweep(spec, defaults: flagRequest, file: file)
+        let sweepId = Job.makeId(name: sweep.name)
+        var records: [JSON] = []
+        for (i, trial) in sweep.trials.enumerated() {
+            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: "\(file): trial \(i + 1)"))
+            r["sweep_id"] = .string(sweepId)
+            r["sweep_params"] = .object(trial.params)
+            records.append(r)
+        }
+        try write(records, spool: spool, home: home, log: log)
+        log.info("sweep \(sweepId): \(records.count) trial(s)")
+    }
+
+    func enqueueNextRung(_ sweepId: String, spool: Spool, home: Home, log: Logger) throws {
+        guard keep > 0 && keep < 1 else { throw ToolError.usage("--keep must be between 0 and 1, got \(keep)") }
+        guard factor >= 1 else { throw ToolError.usage("--factor must be 1 or more, got \(factor)") }
+        func rung(_ record: JSON?) -> Int { record?["sweep_rung"]?.intValue ?? 0 }
+        let trials = try Registry(path: home.registry).sweepModels(sweepId, by: by)
+        guard let last = trials.map({ rung($0.model.record) }).max() else {
+            throw ToolError.noInput("sweep \(sweepId) has no registered model")
+        }
+        let unfinished = spool.entries().filter { e in
+            guard e.state == .queued || e.state == .running, let job = try? spool.read(e.path) else { return false }
+            return job["sweep_id"]?.stringValue == sweepId
+        }
+        if !unfinished.isEmpty {
+            throw ToolError(.tempFail, "sweep \(sweepId) still has \(unfinished.count) job(s) queued or running; halve it when they end")
+        }
+        let ranked = trials.filter { rung($0.model.record) == last && $0.score != nil }
+        guard ranked.count > 1 else { throw ToolError.failure("sweep \(sweepId) is down to \(ranked.count) scored trial(s) at rung \(last)") }
+        var records: [JSON] = []
+        for (model, _) in ranked.prefix(max(1, Int(Double(ranked.count) * keep))) {
+            guard var spec = model.record["spec"]?.objectValue else {
+                throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
+            }
+            spec["epochs"] = .int(Int64((spec["epochs"]?.intValue ?? JobSpec().epochs) * factor))
+            var record = try JSON.from(try JobRequest.make(from: ["name": .string(model.name), "spec": .object(spec)], context: nil))
+            record["sweep_id"] = .string(sweepId)
+            record["sweep_params"] = model.record["sweep_params"] ?? [:]
+            record["sweep_rung"] = .int(Int64(last + 1))
+            record["parent_id"] = .string(model.modelId)
+            records.append(record)
+        }
+        try write(records, spool: spool, home: home, log: log)
+        log.info("sweep \(sweepId): rung \(last + 1) continues \(records.count) of \(ranked.count) trial(s)")
+    }
+
+    func enqueueRetraining(_ spec: String, spool: Spool, home: Home, log: Logger) throws {
+        let registry = try Registry(path: home.registry)
+        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(spec)") }
+        guard let original = model.record["spec"]?.objectValue else {
+            throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
+        }
+        var request = flagRequest
+        var fields = original
+        for (k, v) in request where k != "name" && k != "priority" {
+            if k == "resources", let o = fields[k]?.objectValue, let n = v.objectValue {
+                fields[k] = .object(o.merging(n) { _, b in b })
+            } else {
+                fields[k] = v
+            }
+            request.removeValue(forKey: k)
+        }
+        request["spec"] = .object(fields)
+        if request["name"] == nil { request["name"] = .string(model.name) }
+        var record = try JSON.from(try JobRequest.make(from: .object(request), context: nil))
+        record["parent_id"] = .string(model.modelId)
+        try write([record], spool: spool, home: home, log: log)
+        log.info("retraining \(model.name):\(model.version) (\(model.modelId))")
     }
 
     /// The spool is the source of truth for the queue; a registry that can't be written now is
@@ -213,6 +345,8 @@ struct Queue: ParsableCommand {
                                                attempt: job["attempt"]?.intValue ?? 1, error: job["error"]?.stringValue)
             }
             log.info("cancelled queued job \(id)")
+        } else if SlurmBackend.cancel(jobId: id, spool: spool) {
+            log.info("scancel'ed the Slurm job of \(id); its dispatcher records it cancelled")
         } else {
             log.info("asked the dispatcher running \(id) to stop it")
         }

@@ -48,12 +48,13 @@ struct NERRegister: ParsableCommand {
               ner-train --job job.json | ner-pack | ner-register
               ner-register list conll --table
               ner-register promote conll:3
+              ner-register best --sweep conll-3f2a... --by dev.f1
               ner-register history conll --at 2026-05-03T12:00:00Z
 
             \(exitCodeHelp)
             """,
         version: Toolchain.version,
-        subcommands: [Register.self, List.self, Show.self, History.self, Alias.self, Promote.self,
+        subcommands: [Register.self, List.self, Show.self, History.self, Best.self, Alias.self, Promote.self,
                       Remove.self, GC.self, Jobs.self, JobTransitions.self],
         defaultSubcommand: Register.self)
 }
@@ -294,6 +295,61 @@ struct History: ParsableCommand {
     }
 }
 
+struct Best: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Report the best model of a sweep by a metric.",
+        discussion: """
+            A sweep (ner-queue --sweep) queues many trials under one sweep_id; each registered trial \
+            keeps it. `best` prints the registered model of the sweep with the highest --by metric as \
+            one "type": "model" object with "metric" and "score" added (with --all, every trial, best \
+            first, those lacking the metric last). --by is a dotted path into the model's metrics: \
+            dev.f1 (default), test.f1, dev.precision, ...; dev.f1 also finds the trainer's \
+            dev.overall.f1. A sweep without registered models is exit 66; a metric no trial has is 65. \
+            `promote --sweep ID` moves an alias to the same winner.
+
+            EXAMPLES
+              ner-register best --sweep news-5f0c... --by dev.f1
+              ner-register best --sweep news-5f0c... --all --table
+              ner-register promote --sweep news-5f0c... --alias production
+
+            \(exitCodeHelp)
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The sweep id (the sweep_id ner-queue --sweep printed).", valueName: "ID"))
+    var sweep: String
+
+    @Option(name: .long, help: ArgumentHelp("The metric to maximize, a dotted path into the metrics.", valueName: "METRIC"))
+    var by = "dev.f1"
+
+    @Flag(name: .long, help: "Print every trial, best first, instead of the winner only.")
+    var all = false
+
+    @Flag(name: .long, help: "Print a table for people instead of NDJSON.")
+    var table = false
+
+    @OptionGroup var options: RegistryOptions
+
+    func run() throws {
+        try runTool("ner-register", options.common) { _ in
+            let registry = try options.open()
+            let winner = try registry.best(sweep: sweep, by: by)
+            let ranked = all ? try registry.sweepModels(sweep, by: by) : [(winner.model, Optional(winner.score))]
+            if table {
+                printTable(["NAME", "VERSION", by.uppercased(), "MODEL_ID"], ranked.map {
+                    [$0.0.name, String($0.0.version), $0.1.map { String(format: "%.4f", $0) } ?? "-", $0.0.modelId]
+                })
+                return
+            }
+            for (m, score) in ranked {
+                var o = m.json
+                o["metric"] = .string(by)
+                o["score"] = score.map(JSON.double) ?? .null
+                Output.line(o)
+            }
+        }
+    }
+}
+
 // MARK: - Moving aliases
 
 struct Alias: ParsableCommand {
@@ -336,7 +392,8 @@ struct Promote: ParsableCommand {
         abstract: "Point an alias (default production) at a model, or roll it back.",
         discussion: """
             `promote MODEL` points MODEL's name at it under --alias (default production); MODEL is NAME, \
-            NAME@ALIAS, NAME:VERSION or a model id. `promote NAME --rollback` puts back what the alias \
+            NAME@ALIAS, NAME:VERSION or a model id. `promote --sweep ID [--by METRIC]` promotes the \
+            sweep's best model (see `best`). `promote NAME --rollback` puts back what the alias \
             pointed at before its last move; repeated rollbacks walk further back through the audit. \
             Prints the move as one "type": "alias_move" object.
 
@@ -344,12 +401,13 @@ struct Promote: ParsableCommand {
               ner-register promote conll:3
               ner-register promote conll --rollback
               ner-register promote conll:5 --alias staging
+              ner-register promote --sweep conll-5f0c... --by dev.f1
 
             \(exitCodeHelp)
             """)
 
     @Argument(help: "The model to promote (with --rollback: the model name).")
-    var model: String
+    var model: String?
 
     @Option(name: .long, help: "The alias to move.")
     var alias = "production"
@@ -357,11 +415,29 @@ struct Promote: ParsableCommand {
     @Flag(name: .long, help: "Put back the alias's previous target instead.")
     var rollback = false
 
+    @Option(name: .long, help: ArgumentHelp("Promote the best model of this sweep instead of MODEL.", valueName: "ID"))
+    var sweep: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --sweep: the metric to maximize.", valueName: "METRIC"))
+    var by = "dev.f1"
+
     @OptionGroup var options: RegistryOptions
+
+    func validate() throws {
+        if (model == nil) == (sweep == nil) { throw ValidationError("give either MODEL or --sweep ID") }
+        if rollback && sweep != nil { throw ValidationError("--rollback takes a model name, not --sweep") }
+    }
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
             let registry = try options.open()
+            if let sweep {
+                let m = try registry.best(sweep: sweep, by: by).model
+                let move = try registry.promote(modelId: m.modelId, alias: alias)
+                Output.line(moveOutput(move, name: m.name, alias: alias, modelId: m.modelId))
+                return
+            }
+            let model = self.model!
             if rollback {
                 let m = try registry.rollback(name: model, alias: alias)
                 let move = try registry.aliasHistory(name: model).last { $0.alias == alias }

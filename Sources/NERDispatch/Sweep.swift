@@ -1,0 +1,98 @@
+import Foundation
+import NERCore
+
+/// A hyper-parameter search (the cloud design's HPO) written as one JSON object:
+///
+///     {"name": "news", "base": {"train": "train.txt", "dev": "dev.txt", "epochs": 20},
+///      "grid": {"learning_rate": [0.001, 0.002], "dropout": [0.3, 0.5]}}
+///
+///     {"name": "news", "base": {...}, "trials": 8, "seed": 7,
+///      "random": {"learning_rate": {"log_uniform": [0.0001, 0.01]}, "dropout": {"uniform": [0.1, 0.5]},
+///                 "hidden_size": {"choice": [100, 200, 400]}}}
+///
+/// `grid` takes every combination (the last field varies fastest); `random` draws `trials` points,
+/// reproducibly for a `seed`. Each trial is a job request: `base`, then the trial's values.
+public struct Sweep {
+    public var name: String
+    /// One request per trial (for JobRequest.make) and the values that trial varies.
+    public var trials: [(request: [String: JSON], params: [String: JSON])]
+
+    /// Reads a sweep spec; `defaults` (ner-queue's flags) sit under `base`. Errors name `file`.
+    public init(_ spec: JSON, defaults: [String: JSON], file: String) throws {
+        func bad(_ m: String) -> ToolError { ToolError.data("\(file): \(m)") }
+        guard let o = spec.objectValue else { throw bad("a sweep is a JSON object") }
+        for k in o.keys where !["name", "priority", "base", "grid", "random", "trials", "seed"].contains(k) {
+            throw bad("unknown field '\(k)' (name, priority, base, grid, random, trials, seed)")
+        }
+        var base = defaults
+        guard o["base"] == nil || o["base"]?.objectValue != nil else { throw bad("base must be an object") }
+        for (k, v) in o["base"]?.objectValue ?? [:] { base[k] = v }
+        if let n = o["name"] { base["name"] = n }
+        if let p = o["priority"] { base["priority"] = p }
+        name = base["name"]?.stringValue ?? "ner"
+
+        var points: [[String: JSON]]
+        switch (o["grid"]?.objectValue, o["random"]?.objectValue) {
+        case let (grid?, nil):
+            points = [[:]]
+            for key in grid.keys.sorted() {
+                guard let values = grid[key]?.arrayValue, !values.isEmpty else {
+                    throw bad("grid.\(key) must be a non-empty list of values")
+                }
+                points = points.flatMap { p in values.map { v in p.merging([key: v]) { _, b in b } } }
+            }
+        case let (nil, random?):
+            guard let trials = o["trials"]?.intValue, (1...10_000).contains(trials) else {
+                throw bad("a random sweep needs trials: 1 to 10000")
+            }
+            var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: o["seed"]?.intValue ?? 1))
+            points = []
+            for _ in 0..<trials {
+                var p: [String: JSON] = [:]
+                for key in random.keys.sorted() { p[key] = try Sweep.draw(random[key]!, key: key, rng: &rng, bad: bad) }
+                points.append(p)
+            }
+        default:
+            throw bad("give exactly one of grid or random")
+        }
+        trials = points.map { p in (base.merging(p) { _, b in b }, p) }
+    }
+
+    static func draw(_ d: JSON, key: String, rng: inout SplitMix64, bad: (String) -> ToolError) throws -> JSON {
+        guard let o = d.objectValue, o.count == 1, let (kind, arg) = o.first else {
+            throw bad("random.\(key) must be {\"uniform\": [lo, hi]}, {\"log_uniform\": [lo, hi]}, {\"int\": [lo, hi]} or {\"choice\": [...]}")
+        }
+        let list = arg.arrayValue ?? []
+        if kind == "choice" {
+            guard !list.isEmpty else { throw bad("random.\(key).choice must be a non-empty list") }
+            return list[Int(rng.next() % UInt64(list.count))]
+        }
+        guard list.count == 2, let lo = list[0].doubleValue, let hi = list[1].doubleValue, lo <= hi else {
+            throw bad("random.\(key).\(kind) must be [lo, hi] with lo <= hi")
+        }
+        let u = rng.unit()
+        switch kind {
+        case "uniform": return .double(lo + (hi - lo) * u)
+        case "log_uniform":
+            guard lo > 0 else { throw bad("random.\(key).log_uniform needs lo > 0") }
+            return .double(exp(log(lo) + (log(hi) - log(lo)) * u))
+        case "int": return .int(Int64(lo) + Int64(rng.next() % UInt64(Int64(hi) - Int64(lo) + 1)))
+        default: throw bad("random.\(key): unknown distribution '\(kind)' (uniform, log_uniform, int, choice)")
+        }
+    }
+}
+
+/// A small, well-mixed generator: the same seed gives the same sweep on every platform.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

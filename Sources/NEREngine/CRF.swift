@@ -11,9 +11,25 @@ struct CRFTables {
     var logTrans: [Double]
     var logStart: [Double]
     var logEnd: [Double]
+    /// The allowed pairs, as compressed rows: the tags a that may precede tag b are
+    /// `fromTags[fromStart[b]..<fromStart[b + 1]]`, the tags b that may follow a likewise in `to*`.
+    /// BIOES allows about a third of all pairs; skipping the others changes no sum or maximum.
+    var fromStart: [Int], fromTags: [Int]
+    var toStart: [Int], toTags: [Int]
 
     init(trans: UnsafePointer<Float>, start: UnsafePointer<Float>, end: UnsafePointer<Float>, tags: TagSet) {
         k = tags.count
+        let k = self.k
+        (fromStart, fromTags) = ([0], [])
+        (toStart, toTags) = ([0], [])
+        for x in 0..<k {
+            for y in 0..<k {
+                if tags.allowed[y * k + x] { fromTags.append(y) }
+                if tags.allowed[x * k + y] { toTags.append(y) }
+            }
+            fromStart.append(fromTags.count)
+            toStart.append(toTags.count)
+        }
         expTrans = (0..<(k * k)).map { tags.allowed[$0] ? exp(Double(trans[$0])) : 0 }
         expStart = (0..<k).map { tags.allowedStart[$0] ? exp(Double(start[$0])) : 0 }
         expEnd = (0..<k).map { tags.allowedEnd[$0] ? exp(Double(end[$0])) : 0 }
@@ -53,7 +69,10 @@ final class CRFScratch {
                 } else {
                     v = 0
                     let prev = al + (step - 1) * k
-                    for a in 0..<k { v += prev[a] * tab.expTrans[a * k + b] }
+                    for i in tab.fromStart[b]..<tab.fromStart[b + 1] {
+                        let a = tab.fromTags[i]
+                        v += prev[a] * tab.expTrans[a * k + b]
+                    }
                 }
                 v *= ex[step * k + b]
                 al[step * k + b] = v
@@ -72,7 +91,10 @@ final class CRFScratch {
                 let next = be + (step + 1) * k, en = ex + (step + 1) * k, sn = s[step + 1]
                 for a in 0..<k {
                     var v = 0.0
-                    for b in 0..<k { v += tab.expTrans[a * k + b] * en[b] * next[b] }
+                    for i in tab.toStart[a]..<tab.toStart[a + 1] {
+                        let b = tab.toTags[i]
+                        v += tab.expTrans[a * k + b] * en[b] * next[b]
+                    }
                     be[step * k + a] = v / sn
                 }
             }
@@ -86,7 +108,8 @@ final class CRFScratch {
             for step in 1..<max(t, 1) {
                 let prev = al + (step - 1) * k, cur = be + step * k, en = ex + step * k, sn = s[step]
                 for a in 0..<k where prev[a] != 0 {
-                    for b in 0..<k {
+                    for i in tab.toStart[a]..<tab.toStart[a + 1] {
+                        let b = tab.toTags[i]
                         dTrans[a * k + b] += scale * Float(prev[a] * tab.expTrans[a * k + b] * en[b] * cur[b] / sn)
                     }
                 }
@@ -125,7 +148,8 @@ final class CRFScratch {
                     continue
                 }
                 var best = -Double.infinity, arg: Int32 = 0
-                for a in 0..<k {
+                for i in tab.fromStart[b]..<tab.fromStart[b + 1] {
+                    let a = tab.fromTags[i]
                     let v = score[(step - 1) * k + a] + tab.logTrans[a * k + b]
                     if v > best { best = v; arg = Int32(a) }
                 }

@@ -26,8 +26,8 @@ struct Infer: ParsableCommand {
         discussion: """
         Reads text, splits it into sentences and tokens, tags them with the model, and prints one \
         JSON line per input line, in input order, with the entities found. It works in batches of \
-        --batch-lines lines spread over --threads threads, writing each batch in order before reading \
-        the next, so memory stays bounded however long the input is.
+        --batch-lines lines spread over --threads threads, reading the next batch while one is tagged \
+        and writing each in input order, so memory stays bounded however long the input is.
 
         READS (stdin, or --input FILE), by --format
         text: one document per line (default). Empty lines give empty entity lists.

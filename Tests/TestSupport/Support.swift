@@ -94,7 +94,9 @@ public func run(_ tool: String, _ args: [String], stdin: String = "", env: [Stri
 
 /// Runs a tool with stdin read from the file `input` and stdout written to the file `output` (so the
 /// test holds none of it in memory) and returns its exit status (-1 if killed by a signal) and its
-/// peak resident memory in KiB, as the kernel accounted it to that one child.
+/// peak resident memory in KiB. The peak is the child's VmHWM in /proc, sampled every 10 ms while it
+/// runs: the rusage that wait4 reports would also count the test process's own peak, which a
+/// spawned child inherits until it execs.
 public func runMeasuringMemory(_ tool: String, _ args: [String], input: String, output: String) throws -> (status: Int32, peakKiB: Int) {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -108,9 +110,19 @@ public func runMeasuringMemory(_ tool: String, _ args: [String], input: String, 
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
     guard rc == 0 else { throw NSError(domain: "spawn", code: Int(rc)) }
+    var peak = 0
     var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    while true {
+        let done = waitpid(pid, &status, WNOHANG)
+        if done == pid || (done < 0 && errno != EINTR) { break }
+        // VmHWM only grows, so the last sample before exit is the peak up to then.
+        if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+            peak = max(peak, kib)
+        }
+        usleep(10_000)
+    }
     let exited = status & 0x7F == 0
-    return (exited ? (status >> 8) & 0xFF : -1, usage.ru_maxrss)
+    return (exited ? (status >> 8) & 0xFF : -1, peak)
 }

@@ -24,6 +24,10 @@ public struct CommonOptions: ParsableArguments {
 }
 
 /// The exit-code table every `--help` ends with (SPEC §2).
+/// `--device` in every tool that runs the engine.
+public let deviceHelp = "cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on the CPU "
+    + "only so far, so it exits 69 saying what it found."
+
 public let exitCodeHelp: String = {
     var s = "EXIT STATUS\n"
     for c in ExitStatus.allCases {

@@ -194,7 +194,7 @@ public final class SlurmBackend: DispatchBackend {
     // MARK: Restarts
 
     public func reattach(_ job: RunningJob, knownId: String?) -> Bool {
-        var id = knownId ?? recordedId(job.jobId, attempt: job.attempt)
+        var id = knownId ?? SlurmBackend.recordedId(job.jobId, spool: spool, attempt: job.attempt)
         if id == nil {
             let r = runCommand("squeue", ["-h", "-t", "all", "-n", SlurmBackend.jobName(job), "-o", "%i"])
             id = r.stdout.split(separator: "\n").last.map(String.init)
@@ -208,27 +208,24 @@ public final class SlurmBackend: DispatchBackend {
         return true
     }
 
-    /// The Slurm job id `submit` left for this attempt of the job, if any.
-    func recordedId(_ jobId: String, attempt: Int) -> String? {
-        guard let text = try? String(contentsOfFile: runFile(jobId, "slurm"), encoding: .utf8) else { return nil }
+    /// The Slurm job id `submit` left for the job (`spool/run/JOBID.slurm`: "ID ATTEMPT"), if any;
+    /// with `attempt`, only if it was that attempt's.
+    static func recordedId(_ jobId: String, spool: Spool, attempt: Int? = nil) -> String? {
+        guard let text = try? String(contentsOfFile: spool.run + "/" + jobId + ".slurm", encoding: .utf8) else { return nil }
         let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard f.count == 2, Int(f[1]) == attempt else { return nil }
+        guard f.count == 2, attempt == nil || Int(f[1]) == attempt else { return nil }
         return String(f[0])
     }
 
     public func killOrphan(jobId: String) {
-        guard let text = try? String(contentsOfFile: runFile(jobId, "slurm"), encoding: .utf8),
-              let id = text.split(separator: " ").first else { return }
-        _ = runCommand("scancel", [String(id)])
+        _ = SlurmBackend.cancel(jobId: jobId, spool: spool)
     }
 
     /// Cancels the Slurm job of a running job (for `ner-queue --cancel`, which may run while no
     /// dispatcher does). False when the job has no Slurm job or scancel failed.
     public static func cancel(jobId: String, spool: Spool) -> Bool {
-        guard findOnPath("scancel") != nil,
-              let text = try? String(contentsOfFile: spool.run + "/" + jobId + ".slurm", encoding: .utf8),
-              let id = text.split(separator: " ").first else { return false }
-        return runCommand("scancel", [String(id)]).status == 0
+        guard let id = recordedId(jobId, spool: spool) else { return false }
+        return runCommand("scancel", [id]).status == 0
     }
 }
 

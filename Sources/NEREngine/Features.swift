@@ -11,8 +11,9 @@ enum Casing {
         for s in word.unicodeScalars {
             let v = s.value
             // ASCII without the Unicode property tables, which cost more than the rest of encoding.
-            let isUpper = v < 0x80 ? (v >= 0x41 && v <= 0x5A) : s.properties.isUppercase
-            let isLower = v < 0x80 ? (v >= 0x61 && v <= 0x7A) : s.properties.isLowercase
+            let p = v < 0x80 ? nil : s.properties
+            let isUpper = p?.isUppercase ?? (v >= 0x41 && v <= 0x5A)
+            let isLower = p?.isLowercase ?? (v >= 0x61 && v <= 0x7A)
             if isUpper { upper += 1; if total == 0 { firstUpper = true } }
             else if isLower { lower += 1 }
             else if v >= 0x30 && v <= 0x39 { digits += 1 }

@@ -85,10 +85,7 @@ struct Infer: ParsableCommand {
     @Option(help: ArgumentHelp("Worker threads. Default: all cores.", valueName: "N"))
     var threads: Int?
 
-    @Option(help: ArgumentHelp("""
-        cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on \
-        the CPU only so far, so it exits 69 saying what it found.
-        """, valueName: "DEVICE"))
+    @Option(help: ArgumentHelp(deviceHelp, valueName: "DEVICE"))
     var device = "cpu"
 
     @Flag(help: "Only tokenize: print each line's sentences and tokens with offsets; no model.")

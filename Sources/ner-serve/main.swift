@@ -99,10 +99,7 @@ struct Tool: ParsableCommand {
     @Option(help: ArgumentHelp("Inference threads. Default: all cores.", valueName: "N"))
     var workers: Int?
 
-    @Option(help: ArgumentHelp("""
-        cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on \
-        the CPU only so far, so it exits 69 saying what it found.
-        """, valueName: "DEVICE"))
+    @Option(help: ArgumentHelp(deviceHelp, valueName: "DEVICE"))
     var device = "cpu"
 
     @Option(help: ArgumentHelp("Seconds between registry checks for a moved alias; 0 turns them off. Default: 5.",

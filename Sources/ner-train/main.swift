@@ -71,7 +71,7 @@ struct Tool: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec().patience)).", valueName: "N"))
     var patience: Int?
 
-    @Option(name: .long, help: ArgumentHelp("cpu or cuda (default: \(JobSpec().device)). cuda needs the NVIDIA driver and a GPU; the engine's kernels run on the CPU only so far, so it exits 69 saying what it found.", valueName: "DEVICE"))
+    @Option(name: .long, help: ArgumentHelp("\(deviceHelp) Default: the job's, else \(JobSpec().device).", valueName: "DEVICE"))
     var device: String?
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: $NER_HOME/models/MODEL_ID).", valueName: "DIR"))
@@ -126,7 +126,6 @@ struct Tool: ParsableCommand {
         if let patience { spec.patience = patience }
         if let device { spec.device = device }
         try spec.validate(context: context)
-        _ = try ComputeDevice.select(spec.device)
         let modelName = name ?? input["name"]?.stringValue ?? "model"
         try Job.validateName(modelName)
 

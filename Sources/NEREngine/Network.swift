@@ -24,6 +24,7 @@ final class Workspace {
     let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
     let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
     let crf = CRFScratch()
+    private let transposes = ForwardWeights()
     var dropoutUsed = false
 
     /// Loads sentences (all of one length) into the time-major input arrays.
@@ -55,12 +56,13 @@ final class Workspace {
     func forward(_ p: Parameters, dropout: Float, rng: inout SeededRandom) {
         let c = p.config, l = p.layout
         let r = rows, d = c.inputDim, h = c.hidden, k = c.tagCount, dw = c.wordDim, f = c.charFeatures
+        let wt = p.frozenTransposes ?? { transposes.fill(from: p); return transposes }()
         let xp = x.zeroed(r * d)
         for row in 0..<r {
             (xp + row * d).update(from: p.words + Int(words[row]) * dw, count: dw)
             xp[row * d + dw + f + Int(casing[row])] = 1
         }
-        if c.charDim > 0 { charForward(p, xp) }
+        if c.charDim > 0 { charForward(p, wt, xp) }
         dropoutUsed = dropout > 0
         if dropoutUsed {
             let keep = 1 / (1 - dropout)
@@ -69,7 +71,7 @@ final class Workspace {
             for i in 0..<(r * 2 * h) { mh[i] = rng.unit() < dropout ? 0 : keep }
         }
         let hc = hcat.reserve(r * 2 * h)
-        for dir in 0..<2 { lstmForward(p, dir: dir, input: xp, hcat: hc) }
+        for dir in 0..<2 { lstmForward(p, wt, dir: dir, input: xp, hcat: hc) }
         var hd = UnsafePointer(hc)
         if dropoutUsed {
             let out = hdrop.reserve(r * 2 * h), mh = maskH.pointer
@@ -78,11 +80,11 @@ final class Workspace {
         }
         let e = emissions.reserve(r * k)
         for row in 0..<r { (e + row * k).update(from: p.pointer(l.outB), count: k) }
-        gemm(false, true, r, k, 2 * h, hd, 2 * h, p.pointer(l.outW), 2 * h, 1, e, k)
+        gemm(false, false, r, k, 2 * h, hd, 2 * h, wt.outW, k, 1, e, k)
     }
 
     /// im2col over every character of the batch, one GEMM for the convolution, max over each word.
-    private func charForward(_ p: Parameters, _ xp: UnsafeMutablePointer<Float>) {
+    private func charForward(_ p: Parameters, _ wt: ForwardWeights, _ xp: UnsafeMutablePointer<Float>) {
         let c = p.config, l = p.layout
         let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
         let width = win * dc, half = win / 2
@@ -101,7 +103,7 @@ final class Workspace {
         }
         let out = convOut.reserve(total * f)
         for i in 0..<total { (out + i * f).update(from: p.pointer(l.convB), count: f) }
-        gemm(false, true, total, f, width, colp, width, p.pointer(l.convW), width, 1, out, f)
+        gemm(false, false, total, f, width, colp, width, wt.convW, f, 1, out, f)
         let arg = argmax.reserve(rows * f)
         for tok in 0..<rows {
             let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
@@ -118,20 +120,20 @@ final class Workspace {
         }
     }
 
-    private func lstmForward(_ p: Parameters, dir: Int, input: UnsafePointer<Float>, hcat hc: UnsafeMutablePointer<Float>) {
+    private func lstmForward(_ p: Parameters, _ wt: ForwardWeights, dir: Int, input: UnsafePointer<Float>, hcat hc: UnsafeMutablePointer<Float>) {
         let c = p.config, l = p.layout
         let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, n = self.n
         let g = gates[dir].reserve(r * g4), cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
         let bias = p.pointer(l.b[dir])
         for row in 0..<r { (g + row * g4).update(from: bias, count: g4) }
-        gemm(false, true, r, g4, d, input, d, p.pointer(l.wx[dir]), d, 1, g, g4)
-        let wh = p.pointer(l.wh[dir])
+        gemm(false, false, r, g4, d, input, d, wt.wx[dir], g4, 1, g, g4)
+        let wh = wt.wh[dir]
         let hOff = dir * h
         for s in 0..<length {
             let t = dir == 0 ? s : length - 1 - s
             let prevT = dir == 0 ? t - 1 : t + 1
             let gt = g + t * n * g4
-            if s > 0 { gemm(false, true, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, h, 1, gt, g4) }
+            if s > 0 { gemm(false, false, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, g4, 1, gt, g4) }
             for i in 0..<n {
                 let gr = gt + i * g4, row = t * n + i
                 for j in 0..<(2 * h) { gr[j] = sigmoid(gr[j]) }

@@ -96,6 +96,8 @@ final class Parameters: @unchecked Sendable {
     let words: UnsafeMutablePointer<Float>
     private let owner: AnyObject?
     private let owned: Bool
+    /// For weights mapped from a model file, which never change: their transposes, made once.
+    let frozenTransposes: ForwardWeights?
 
     init(config: ModelConfig) {
         self.config = config
@@ -106,6 +108,7 @@ final class Parameters: @unchecked Sendable {
         words.initialize(repeating: 0, count: max(config.wordVocab * config.wordDim, 1))
         owner = nil
         owned = true
+        frozenTransposes = nil
     }
 
     init(config: ModelConfig, dense: UnsafeRawPointer, words: UnsafeRawPointer, owner: AnyObject) {
@@ -115,6 +118,9 @@ final class Parameters: @unchecked Sendable {
         self.words = UnsafeMutablePointer(mutating: words.assumingMemoryBound(to: Float.self))
         self.owner = owner
         owned = false
+        let t = ForwardWeights()
+        frozenTransposes = t
+        t.fill(from: self)
     }
 
     deinit {

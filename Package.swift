@@ -30,7 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries.
@@ -59,7 +59,9 @@ let package = Package(
         .target(name: "NERDispatch", dependencies: ["NERCore", "NERRegistry"]),
         .target(name: "NERServer", dependencies: [
             "NERCore", "NEREngine", "NERText", "NERModelStore", "NERRegistry",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "NERModelStore", dependencies: ["NERCore", "NERRegistry", "NERArtifact"]),
         .target(name: "NERText", dependencies: ["NERCore"]),

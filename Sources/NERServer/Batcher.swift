@@ -67,31 +67,37 @@ final class Batcher: @unchecked Sendable {
         return admitted
     }
 
-    /// Tags `sentences` (split into pieces of at most `maxBatchSize` that may go to different
-    /// batches) and returns one prediction per sentence, in order, with the id of the model that
-    /// tagged the last piece.
-    func predict(_ sentences: [[String]]) async throws -> (predictions: [Prediction], modelId: String) {
+    /// What a request gets back: one prediction per sentence, in order, and the id of the model
+    /// that tagged the last piece.
+    typealias Tagged = (predictions: [Prediction], modelId: String)
+
+    /// Queues `sentences` (split into pieces of at most `maxBatchSize` that may go to different
+    /// batches) and calls `done` on a worker thread once all are tagged; throws `Full`, without
+    /// calling `done`, when the queue holds `maxQueue` requests already.
+    func submit(_ sentences: [[String]], done: @escaping @Sendable (Tagged) -> Void) throws {
+        let now = DispatchTime.now().uptimeNanoseconds
         let admittedNow = condition.withLock {
             if admitted >= limits.maxQueue || stopping { return false }
             admitted += 1
+            if sentences.isEmpty { return true }
+            let job = Job(count: sentences.count) { [self] tagged in
+                condition.withLock { admitted -= 1 }
+                done(tagged)
+            }
+            var offset = 0
+            while offset < sentences.count {
+                let end = min(offset + limits.maxBatchSize, sentences.count)
+                queue.append(Piece(job: job, offset: offset, sentences: Array(sentences[offset..<end]), arrived: now))
+                queuedSentences += end - offset
+                offset = end
+            }
+            condition.signal()
             return true
         }
         guard admittedNow else { throw Full() }
-        defer { condition.withLock { admitted -= 1 } }
-        if sentences.isEmpty { return ([], slot.current.id) }
-        return await withCheckedContinuation { continuation in
-            let job = Job(count: sentences.count, continuation: continuation)
-            let now = DispatchTime.now().uptimeNanoseconds
-            condition.withLock {
-                var offset = 0
-                while offset < sentences.count {
-                    let end = min(offset + limits.maxBatchSize, sentences.count)
-                    queue.append(Piece(job: job, offset: offset, sentences: Array(sentences[offset..<end]), arrived: now))
-                    queuedSentences += end - offset
-                    offset = end
-                }
-                condition.signal()
-            }
+        if sentences.isEmpty {
+            condition.withLock { admitted -= 1 }
+            done(([], slot.current.id))
         }
     }
 
@@ -166,12 +172,12 @@ private final class Job: @unchecked Sendable {
     private var predictions: [Prediction]
     private var remaining: Int
     private var modelId = ""
-    private let continuation: CheckedContinuation<(predictions: [Prediction], modelId: String), Never>
+    private let done: (Batcher.Tagged) -> Void
 
-    init(count: Int, continuation: CheckedContinuation<(predictions: [Prediction], modelId: String), Never>) {
+    init(count: Int, done: @escaping (Batcher.Tagged) -> Void) {
         predictions = [Prediction](repeating: Prediction(tags: [], scores: []), count: count)
         remaining = count
-        self.continuation = continuation
+        self.done = done
     }
 
     func deliver(_ part: ArraySlice<Prediction>, at offset: Int, modelId id: String) {
@@ -179,8 +185,8 @@ private final class Job: @unchecked Sendable {
         predictions.replaceSubrange(offset..<offset + part.count, with: part)
         remaining -= part.count
         modelId = id
-        let done = remaining == 0
+        let finished = remaining == 0
         lock.unlock()
-        if done { continuation.resume(returning: (predictions, modelId)) }
+        if finished { done((predictions, modelId)) }
     }
 }

@@ -1,26 +1,29 @@
-import Dispatch
 import Foundation
-import Hummingbird
-import HTTPTypes
 import Logging
 import NERCore
 import NEREngine
 import NERText
 import NIOCore
+import NIOHTTP1
 
-/// What one request carries beyond the request itself: who sent it, for the access log.
-struct ServeContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    let remote: String
+/// One whole request as a connection read it.
+struct IncomingRequest {
+    var method: HTTPMethod
+    /// The path without its query string.
+    var path: String
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+}
 
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        if let address = source.channel.remoteAddress, let ip = address.ipAddress {
-            remote = address.port.map { "\(ip):\($0)" } ?? ip
-        } else {
-            remote = "-"
-        }
-    }
+/// A complete response, written by the connection that asked.
+struct Reply: Sendable {
+    var status: HTTPResponseStatus
+    var contentType = "application/json"
+    /// Headers beyond Content-Type, Content-Length, Date and Server.
+    var headers: [(String, String)] = []
+    var body: ByteBuffer
+    /// Close the connection once this is written.
+    var close = false
 }
 
 /// The state every request reads: the model slot, the batcher, the metrics and the readiness flags.
@@ -62,96 +65,58 @@ final class ServerState: @unchecked Sendable {
     }
 }
 
-/// Answers every request: routing, authentication, limits, and the `/ner` work itself.
-struct NERResponder: HTTPResponder {
-    typealias Context = ServeContext
-
+/// Answers every request: routing, authentication, content checks, and the `/ner` work itself.
+/// Everything but `/ner` is answered on the calling thread; `/ner` answers from the batch worker
+/// that tagged it, which also encodes the JSON, so the event loops only move bytes.
+struct NERResponder: Sendable {
     let state: ServerState
 
-    private static let routes: [String: HTTPRequest.Method] = [
-        "/ner": .post, "/healthz": .get, "/readyz": .get, "/metrics": .get, "/v1/models": .get,
+    private static let routes: [String: HTTPMethod] = [
+        "/ner": .POST, "/healthz": .GET, "/readyz": .GET, "/metrics": .GET, "/v1/models": .GET,
     ]
     /// Probes from an orchestrator carry no token.
     private static let open: Set<String> = ["/healthz", "/readyz"]
 
-    func respond(to request: Request, context: Context) async throws -> Response {
-        let started = DispatchTime.now().uptimeNanoseconds
-        let path = request.uri.path
-        let outcome = await answer(request, path: path)
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        state.metrics.observeRequest(path: path, status: Int(outcome.response.status.code), seconds: seconds)
-        state.log.info("\(request.method) \(path) \(outcome.response.status.code)", metadata: [
-            "remote": .string(context.remote),
-            "ms": .string(String(format: "%.2f", seconds * 1000)),
-            "bytes_in": .stringConvertible(outcome.bytesIn),
-            "bytes_out": .stringConvertible(outcome.response.body.contentLength ?? 0),
-        ])
-        return outcome.response
-    }
-
-    private struct Outcome {
-        var response: Response
-        var bytesIn = 0
-    }
-
-    private func answer(_ request: Request, path: String) async -> Outcome {
+    func respond(to request: IncomingRequest, reply: @escaping @Sendable (Reply) -> Void) {
+        let path = request.path
         guard let method = NERResponder.routes[path] else {
-            return Outcome(response: error(.notFound, "no such path: \(path) (try POST /ner)"))
+            return reply(error(.notFound, "no such path: \(path) (try POST /ner)"))
         }
         guard request.method == method else {
-            var r = error(.methodNotAllowed, "\(path) takes \(method), not \(request.method)")
-            r.headers[.allow] = method.rawValue
-            return Outcome(response: r)
+            var r = error(.methodNotAllowed, "\(path) takes \(method.rawValue), not \(request.method.rawValue)")
+            r.headers.append(("Allow", method.rawValue))
+            return reply(r)
         }
         if let token = state.options.token, !NERResponder.open.contains(path),
-           !authorized(request.headers[.authorization], token: token) {
+           !authorized(request.headers.first(name: "authorization"), token: token) {
             var r = error(.unauthorized, "missing or wrong bearer token")
-            r.headers[.wwwAuthenticate] = "Bearer"
-            return Outcome(response: r)
+            r.headers.append(("WWW-Authenticate", "Bearer"))
+            return reply(r)
         }
         switch path {
-        case "/ner": return await ner(request)
-        case "/healthz": return Outcome(response: json(.ok, ["status": "ok"]))
+        case "/ner": ner(request, reply: reply)
+        case "/healthz": reply(json(.ok, ["status": "ok"]))
         case "/readyz":
             let model = state.slot.current
-            return Outcome(response: state.ready
+            reply(state.ready
                 ? json(.ok, ["status": "ready", "model": .string(model.id)])
                 : json(.serviceUnavailable, ["status": "not ready"]))
         case "/metrics":
             let text = state.metrics.render(model: state.slot.current, queue: state.batcher.depth, ready: state.ready)
-            return Outcome(response: Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                                              body: .init(byteBuffer: ByteBuffer(string: text))))
+            reply(Reply(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(string: text)))
         default:
-            return Outcome(response: json(.ok, ["models": [state.slot.current.json]]))
+            reply(json(.ok, ["models": [state.slot.current.json]]))
         }
     }
 
-    private func ner(_ request: Request) async -> Outcome {
-        let limit = state.options.maxBody
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
-            return Outcome(response: tooLarge(limit))
-        }
-        var body = ByteBuffer()
-        do {
-            for try await chunk in request.body {
-                if body.readableBytes + chunk.readableBytes > limit { return Outcome(response: tooLarge(limit)) }
-                body.writeImmutableBuffer(chunk)
-            }
-        } catch {
-            return Outcome(response: self.error(.badRequest, "could not read the request body: \(error)"))
-        }
-        var outcome = Outcome(response: Response(status: .ok), bytesIn: body.readableBytes)
-
+    private func ner(_ request: IncomingRequest, reply: @escaping @Sendable (Reply) -> Void) {
         let kind: BodyKind
-        switch BodyKind.of(request.headers[.contentType]) {
+        switch BodyKind.of(request.headers.first(name: "content-type")) {
         case .success(let k): kind = k
-        case .failure(let problem):
-            outcome.response = error(.unsupportedMediaType, problem.message)
-            return outcome
+        case .failure(let problem): return reply(error(.unsupportedMediaType, problem.message))
         }
-        guard let text = body.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
-            outcome.response = error(.badRequest, "the body is not valid UTF-8")
-            return outcome
+        guard let text = request.body.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
+            return reply(error(.badRequest, "the body is not valid UTF-8"))
         }
         let texts: [String]
         let many: Bool
@@ -161,44 +126,35 @@ struct NERResponder: HTTPResponder {
         case .json:
             switch NERResponder.texts(inJSON: text) {
             case .success(let found): (texts, many) = found
-            case .failure(let problem):
-                outcome.response = error(.badRequest, problem.message)
-                return outcome
+            case .failure(let problem): return reply(error(.badRequest, problem.message))
             }
         }
 
         let (sentences, words) = Entities.tokenize(texts)
-        let tagged: (predictions: [Prediction], modelId: String)
         do {
-            tagged = try await state.batcher.predict(words)
+            try state.batcher.submit(words) { tagged in
+                let found = Entities.locate(in: texts, sentences: sentences,
+                                            predictions: tagged.predictions.map { ($0.tags, $0.scores) })
+                var out: [UInt8] = []
+                out.reserveCapacity(64 + 96 * found.reduce(0) { $0 + $1.count })
+                if many {
+                    out.append(UInt8(ascii: "["))
+                    for (i, list) in found.enumerated() {
+                        if i > 0 { out.append(UInt8(ascii: ",")) }
+                        Entity.appendJSON(list, to: &out)
+                    }
+                    out.append(UInt8(ascii: "]"))
+                } else {
+                    Entity.appendJSON(found[0], to: &out)
+                }
+                reply(Reply(status: .ok, headers: [("X-Model-Id", tagged.modelId)], body: ByteBuffer(bytes: out)))
+            }
         } catch {
             var r = self.error(.serviceUnavailable, "the server is busy; try again shortly")
-            r.headers[.retryAfter] = "1"
-            outcome.response = r
-            return outcome
+            r.headers.append(("Retry-After", "1"))
+            reply(r)
         }
-        let found = Entities.locate(in: texts, sentences: sentences,
-                                    predictions: tagged.predictions.map { ($0.tags, $0.scores) })
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + 96 * found.reduce(0) { $0 + $1.count })
-        if many {
-            out.append(UInt8(ascii: "["))
-            for (i, list) in found.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                Entity.appendJSON(list, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        } else {
-            Entity.appendJSON(found[0], to: &out)
-        }
-        var headers: HTTPFields = [.contentType: "application/json"]
-        headers[NERResponder.modelIdHeader] = tagged.modelId
-        outcome.response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out)))
-        return outcome
     }
-
-    /// Which model answered a `/ner` request; the body stays the plain list the cloud service returned.
-    static let modelIdHeader = HTTPField.Name("X-Model-Id")!
 
     /// The texts of a JSON body: `{"text": ...}` (one list back) or `{"texts": [...]}` (a list of lists).
     static func texts(inJSON body: String) -> Result<([String], Bool), BodyError> {
@@ -244,22 +200,21 @@ struct NERResponder: HTTPResponder {
         return diff == 0
     }
 
-    private func tooLarge(_ limit: Int) -> Response {
-        var r = error(.contentTooLarge, "the body is larger than the limit of \(limit) bytes (--max-body)")
-        // The rest of the body is not worth reading; ConnectionGuard closes the connection after this.
-        r.headers[.connection] = "close"
+    /// A body over `limit`: the rest is not worth reading, so the connection is closed after this.
+    func tooLarge(_ limit: Int) -> Reply {
+        var r = error(.payloadTooLarge, "the body is larger than the limit of \(limit) bytes (--max-body)")
+        r.close = true
         return r
     }
 
-    private func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    private func error(_ status: HTTPResponseStatus, _ message: String) -> Reply {
         json(status, ["error": .string(message)])
     }
 
-    private func json(_ status: HTTPResponse.Status, _ value: JSON) -> Response {
+    private func json(_ status: HTTPResponseStatus, _ value: JSON) -> Reply {
         var out: [UInt8] = []
         value.append(to: &out)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: out)))
+        return Reply(status: status, body: ByteBuffer(bytes: out))
     }
 }
 
@@ -275,6 +230,8 @@ enum BodyKind {
     /// rather than misread.
     static func of(_ header: String?) -> Result<BodyKind, BodyError> {
         guard let header else { return .success(.text) }
+        if header == "text/plain" { return .success(.text) }
+        if header == "application/json" { return .success(.json) }
         let parts = header.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
         let kind: BodyKind
         switch parts.first ?? "" {

@@ -1,7 +1,5 @@
 import Dispatch
 import Foundation
-import Hummingbird
-import HummingbirdCore
 import Logging
 import NERCore
 import NEREngine
@@ -28,6 +26,8 @@ public struct ServeOptions: Sendable {
     public var maxQueue = 1024
     /// Inference threads, each running its own batches.
     public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Event-loop threads for the sockets and HTTP parsing; inference runs on `workers`.
+    public var ioThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     /// Seconds between registry polls for a moved alias; 0 turns polling off.
     public var pollInterval = 5.0
     /// Bearer token every request but `/healthz` and `/readyz` must carry.
@@ -43,13 +43,25 @@ public struct ServeOptions: Sendable {
     }
 }
 
-/// The HTTP service (SPEC §9): `POST /ner` and the operational endpoints, on Hummingbird.
+/// The HTTP service (SPEC §9): `POST /ner` and the operational endpoints, on SwiftNIO.
 public enum Serve {
     /// Loads the model and serves until SIGTERM or SIGINT, then finishes the requests in flight and
     /// returns. Throws `ToolError`: 66 when the model cannot be found, 65 when it is unreadable (both
     /// before anything listens), 69 when the address cannot be bound or the device is unusable.
     public static func run(_ options: ServeOptions, log: Logger) throws {
         let started = DispatchTime.now().uptimeNanoseconds
+        // Installed first, so a SIGTERM that arrives while the model loads still ends in a clean exit.
+        let stop = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "ner-serve.signals")
+        let signalSources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            s.setEventHandler { stop.signal() }
+            s.resume()
+            return s
+        }
+        defer { for s in signalSources { s.cancel() } }
+
         _ = try ComputeDevice.select(options.device)
         let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home)
         let metrics = Metrics()
@@ -63,59 +75,33 @@ public enum Serve {
             log.warning("listening on \(options.host) without --token: anyone who can reach this host can use the service")
         }
 
-        let listening = Flag()
-        var hummingbirdLog = Logger(label: "hummingbird")
-        hummingbirdLog.logLevel = .critical
-        let guardConfig = (timeout: TimeAmount.nanoseconds(Int64(options.readTimeout * 1e9)), maxBody: options.maxBody)
-        let app = Application(
-            responder: NERResponder(state: state),
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [ConnectionGuard(readTimeout: guardConfig.timeout, maxBody: guardConfig.maxBody)])),
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "ner-serve"),
-            onServerRunning: { channel in
-                listening.set()
-                let port = channel.localAddress?.port ?? options.port
-                log.info("listening on http://\(options.host):\(port), model \(model.id) (\(model.name)), \(options.workers) inference thread(s)")
-                DispatchQueue.global().async {
-                    slot.current.warmUp()
-                    state.markWarm()
-                    let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
-                    log.info("ready in \(String(format: "%.0f", ms)) ms")
-                }
-            },
-            logger: hummingbirdLog)
-
-        // ServiceLifecycle turns SIGTERM/SIGINT into a graceful shutdown; this source only flips
-        // /readyz so a balancer stops sending new work while the requests in flight finish.
-        let drainQueue = DispatchQueue(label: "ner-serve.drain")
-        let drainSources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: drainQueue)
-            s.setEventHandler {
-                // Before the server runs, its own handlers are not installed yet and would never see this.
-                if !listening.isSet { exit(0) }
-                if state.ready { log.info("draining: finishing the requests in flight, then exiting") }
-                state.markDraining()
-            }
-            s.resume()
-            return s
+        let server = HTTPServer(responder: NERResponder(state: state), threads: options.ioThreads,
+                                limits: .init(readTimeout: options.readTimeout, maxBody: options.maxBody))
+        let port: Int
+        do {
+            port = try server.start(host: options.host, port: options.port)
+        } catch {
+            server.shutdown()
+            throw ToolError.unavailable("cannot listen on \(options.host):\(options.port): \(describe(error))")
         }
-
         batcher.start()
         reloader.start()
-        defer {
-            reloader.stop()
-            batcher.stop()
-            for s in drainSources { s.cancel() }
+        log.info("listening on http://\(options.host):\(port), model \(model.id) (\(model.name)), \(options.workers) inference thread(s)")
+        DispatchQueue.global().async {
+            slot.current.warmUp()
+            state.markWarm()
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            log.info("ready in \(String(format: "%.0f", ms)) ms")
         }
-        do {
-            try runBlocking { try await app.runService() }
-        } catch {
-            if !listening.isSet {
-                throw ToolError.unavailable("cannot listen on \(options.host):\(options.port): \(describe(error))")
-            }
-            throw ToolError.failure("the server stopped: \(describe(error))")
-        }
+
+        stop.wait()
+        // /readyz turns 503 first, so a balancer stops sending new work while the requests in flight finish.
+        state.markDraining()
+        log.info("draining: finishing the requests in flight, then exiting")
+        server.drain()
+        reloader.stop()
+        batcher.stop()
+        server.shutdown()
         log.info("stopped")
     }
 
@@ -126,52 +112,5 @@ public enum Serve {
 
     private static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
-    /// Runs async work to completion from synchronous code (the tool's body). The calling thread only
-    /// waits; it is not one of the threads the work runs on.
-    private static func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-        let done = DispatchSemaphore(value: 0)
-        let failure = ErrorBox()
-        Task.detached {
-            do { try await body() } catch { failure.set(error) }
-            done.signal()
-        }
-        done.wait()
-        if let e = failure.error { throw e }
-    }
-}
-
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
-
-    func set() {
-        lock.lock()
-        value = true
-        lock.unlock()
-    }
-}
-
-private final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Error?
-
-    var error: Error? {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
-    }
-
-    func set(_ e: Error) {
-        lock.lock()
-        stored = e
-        lock.unlock()
     }
 }

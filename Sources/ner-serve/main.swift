@@ -13,7 +13,8 @@ struct Tool: ParsableCommand {
         Loads the model once (its weights are memory-mapped, so start-up takes milliseconds and \
         several servers on one node share one copy), listens on --host:--port, and tags the text \
         it is sent. Requests arriving together are gathered into batches for one forward pass each \
-        (waiting at most --max-batch-delay), run on --workers inference threads.
+        (waiting at most --max-batch-delay), run on --workers inference threads; --io-threads \
+        threads read and write the sockets.
 
         ENDPOINTS
           POST /ner        Content-Type text/plain (or none): the body is the text. Answer: a JSON \
@@ -99,6 +100,10 @@ struct Tool: ParsableCommand {
     @Option(help: ArgumentHelp("Inference threads. Default: all cores.", valueName: "N"))
     var workers: Int?
 
+    @Option(help: ArgumentHelp("Threads for the sockets and HTTP parsing. Default: half the cores, at least 1.",
+                               valueName: "N"))
+    var ioThreads: Int?
+
     @Option(help: ArgumentHelp(deviceHelp, valueName: "DEVICE"))
     var device = "cpu"
 
@@ -120,6 +125,7 @@ struct Tool: ParsableCommand {
         if maxBatchSize < 1 { throw ValidationError("--max-batch-size must be at least 1") }
         if maxQueue < 1 { throw ValidationError("--max-queue must be at least 1") }
         if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
+        if let t = ioThreads, t < 1 { throw ValidationError("--io-threads must be at least 1") }
         if pollInterval < 0 { throw ValidationError("--poll-interval must not be negative") }
         if readTimeout <= 0 { throw ValidationError("--read-timeout must be positive") }
         if token == "" { throw ValidationError("--token must not be empty") }
@@ -135,6 +141,7 @@ struct Tool: ParsableCommand {
             options.maxBatchSize = maxBatchSize
             options.maxQueue = maxQueue
             if let workers { options.workers = workers }
+            if let ioThreads { options.ioThreads = ioThreads }
             options.pollInterval = pollInterval
             options.readTimeout = readTimeout
             options.device = device

@@ -192,6 +192,48 @@ struct ServeTests {
         #expect(s.stop() == 0)
     }
 
+    @Test func connectionsFollowHTTP11KeepAlivePipeliningAndClose() throws {
+        let s = try server(["--max-body", "2000"])
+        let body = Self.sample
+        let post = "POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+
+        // Three requests in one write: three answers, in order, on the connection that stays open.
+        let pipelined = try RawConnection(port: s.port)
+        pipelined.send(post + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + post)
+        let (text, closed) = pipelined.readUntilClosed(timeout: 1.5)
+        #expect(!closed, "a keep-alive connection must stay open")
+        #expect(text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(6) } == ["200 OK", "200 OK", "200 OK"],
+                "\(text)")
+        let health = try #require(text.range(of: "{\"status\":\"ok\"}"), "the /healthz answer is missing: \(text)")
+        let firstList = try #require(text.range(of: "[{\"text\":\"George Washington\""))
+        let lastList = try #require(text.range(of: "[{\"text\":\"George Washington\"", options: .backwards))
+        #expect(firstList.lowerBound < health.lowerBound && health.lowerBound < lastList.lowerBound,
+                "answers out of order: \(text)")
+
+        // "Connection: close" and HTTP/1.0 without keep-alive: one answer, then the server closes.
+        for request in ["GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /healthz HTTP/1.0\r\n\r\n"] {
+            let c = try RawConnection(port: s.port)
+            c.send(request)
+            let (answer, closedAfter) = c.readUntilClosed(timeout: 5)
+            #expect(answer.contains(" 200 OK\r\n") && answer.lowercased().contains("connection: close"), "\(answer)")
+            #expect(closedAfter, "the server must close after answering \(request.debugDescription)")
+        }
+
+        // A chunked body that grows past --max-body: 413 with a JSON error, then the connection closes.
+        let chunked = try RawConnection(port: s.port)
+        let chunk = String(repeating: "Paris is big. ", count: 100)
+        let size = String(chunk.utf8.count, radix: 16)
+        chunked.send("POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "\(size)\r\n\(chunk)\r\n\(size)\r\n\(chunk)\r\n")
+        let (refused, closedOnRefusal) = chunked.readUntilClosed(timeout: 5)
+        #expect(refused.hasPrefix("HTTP/1.1 413 "), "\(refused)")
+        #expect(refused.contains("{\"error\":"), "\(refused)")
+        #expect(closedOnRefusal)
+
+        #expect(try s.post("/ner", Data(body.utf8), type: "text/plain").status == 200)
+        #expect(s.stop() == 0)
+    }
+
     @Test func metricsAndModelsDescribeWhatIsServed() throws {
         let s = try server()
         for _ in 0..<3 { #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain").status == 200) }

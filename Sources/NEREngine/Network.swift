@@ -57,10 +57,13 @@ final class Workspace {
         let c = p.config, l = p.layout
         let r = rows, d = c.inputDim, h = c.hidden, k = c.tagCount, dw = c.wordDim, f = c.charFeatures
         let wt = p.frozenTransposes ?? { transposes.fill(from: p); return transposes }()
-        let xp = x.zeroed(r * d)
+        // Word, character and casing columns are each written in full, so the buffer is not zeroed first.
+        let xp = x.reserve(r * d)
         for row in 0..<r {
             (xp + row * d).update(from: p.words + Int(words[row]) * dw, count: dw)
-            xp[row * d + dw + f + Int(casing[row])] = 1
+            let onehot = xp + row * d + dw + f
+            onehot.update(repeating: 0, count: Casing.count)
+            onehot[Int(casing[row])] = 1
         }
         if c.charDim > 0 { charForward(p, wt, xp) }
         dropoutUsed = dropout > 0
@@ -89,15 +92,20 @@ final class Workspace {
         let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
         let width = win * dc, half = win / 2
         let total = tokenChars.count
-        let colp = cols.zeroed(total * width)
+        // Every slot is written below, so only windows that hang over a word's edge are zeroed
+        // rather than the whole buffer first.
+        let colp = cols.reserve(total * width)
         let emb = p.pointer(l.charEmb)
         for tok in 0..<rows {
             let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
             for pos in lo..<hi {
                 for w in 0..<win {
-                    let src = pos + w - half
-                    if src < lo || src >= hi { continue }
-                    (colp + pos * width + w * dc).update(from: emb + Int(tokenChars[src]) * dc, count: dc)
+                    let src = pos + w - half, dst = colp + pos * width + w * dc
+                    if src < lo || src >= hi {
+                        dst.update(repeating: 0, count: dc)
+                    } else {
+                        dst.update(from: emb + Int(tokenChars[src]) * dc, count: dc)
+                    }
                 }
             }
         }
@@ -107,15 +115,19 @@ final class Workspace {
         let arg = argmax.reserve(rows * f)
         for tok in 0..<rows {
             let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
-            let dst = xp + tok * d + dw
+            let dst = xp + tok * d + dw, at = arg + tok * f
+            // Positions outermost, so the running maximum vectorises over the filters.
             for j in 0..<f {
-                var best = out[lo * f + j], at = lo
-                for pos in (lo + 1)..<max(hi, lo + 1) where out[pos * f + j] > best {
-                    best = out[pos * f + j]
-                    at = pos
+                dst[j] = out[lo * f + j]
+                at[j] = Int32(lo)
+            }
+            for pos in (lo + 1)..<max(hi, lo + 1) {
+                let o = out + pos * f, p32 = Int32(pos)
+                for j in 0..<f {
+                    let better = o[j] > dst[j]
+                    dst[j] = better ? o[j] : dst[j]
+                    at[j] = better ? p32 : at[j]
                 }
-                dst[j] = best
-                arg[tok * f + j] = Int32(at)
             }
         }
     }
@@ -134,23 +146,29 @@ final class Workspace {
             let prevT = dir == 0 ? t - 1 : t + 1
             let gt = g + t * n * g4
             if s > 0 { gemm(false, false, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, g4, 1, gt, g4) }
+            // The step's gates and cells are contiguous, so each activation is one long vector loop over
+            // the whole step; loops per row left a scalar remainder in every row (h = 100 is not a
+            // multiple of 8). tanh(x) = 2 sigmoid(2x) - 1 lets one sigmoid loop cover all four gates.
             for i in 0..<n {
-                let gr = gt + i * g4, row = t * n + i
-                for j in 0..<(2 * h) { gr[j] = sigmoid(gr[j]) }
-                for j in (2 * h)..<(3 * h) { gr[j] = fastTanh(gr[j]) }
-                for j in (3 * h)..<g4 { gr[j] = sigmoid(gr[j]) }
-                let cr = cell + row * h, tr = tc + row * h, hr = hc + row * 2 * h + hOff
+                let gc = gt + i * g4 + 2 * h
+                for j in 0..<h { gc[j] *= 2 }
+            }
+            for q in 0..<(n * g4) { gt[q] = sigmoid(gt[q]) }
+            for i in 0..<n {
+                let gr = gt + i * g4, cr = cell + (t * n + i) * h
+                for j in (2 * h)..<(3 * h) { gr[j] = 2 * gr[j] - 1 }
                 if s > 0 {
                     let cp = cell + (prevT * n + i) * h
                     for j in 0..<h { cr[j] = gr[h + j] * cp[j] + gr[j] * gr[2 * h + j] }
                 } else {
                     for j in 0..<h { cr[j] = gr[j] * gr[2 * h + j] }
                 }
-                for j in 0..<h {
-                    let tv = fastTanh(cr[j])
-                    tr[j] = tv
-                    hr[j] = gr[3 * h + j] * tv
-                }
+            }
+            let ct = cell + t * n * h, tt = tc + t * n * h
+            for q in 0..<(n * h) { tt[q] = fastTanh(ct[q]) }
+            for i in 0..<n {
+                let gr = gt + i * g4, tr = tt + i * h, hr = hc + (t * n + i) * 2 * h + hOff
+                for j in 0..<h { hr[j] = gr[3 * h + j] * tr[j] }
             }
         }
     }
@@ -262,15 +280,9 @@ final class Workspace {
     /// tag at step t goes to `out[i][t]`.
     func decode(tables: CRFTables, k: Int, tags out: inout [[Int32]], scores: inout [[Float]]) {
         let e = UnsafePointer(emissions.pointer), n = self.n, len = length
-        out = Array(repeating: Array(repeating: 0, count: len), count: n)
-        scores = Array(repeating: Array(repeating: 0, count: len), count: n)
-        for i in 0..<n {
-            out[i].withUnsafeMutableBufferPointer { path in
-                crf.viterbi({ e + ($0 * n + i) * k }, length: len, tables, into: path.baseAddress!)
-            }
-            crf.forwardBackward({ e + ($0 * n + i) * k }, length: len, tables)
-            let marg = crf.alpha.pointer
-            for t in 0..<len { scores[i][t] = Float(marg[t * k + Int(out[i][t])]) }
-        }
+        let path = crf.viterbi(e, n: n, length: len, tables)
+        let marg = crf.marginals(e, n: n, length: len, tables)
+        out = (0..<n).map { i in (0..<len).map { path[$0 * n + i] } }
+        scores = (0..<n).map { i in (0..<len).map { Float(marg[($0 * k + Int(path[$0 * n + i])) * n + i]) } }
     }
 }

@@ -4,9 +4,10 @@ import NEREngine
 
 /// Gathers the sentences of concurrent requests into batches, so one forward pass serves many
 /// connections. Each worker is a plain thread (the model's `predict` blocks for the whole pass, which
-/// must not happen on an event loop or in Swift's small cooperative pool). A worker takes the oldest
-/// waiting piece, waits at most `maxDelay` from that piece's arrival for more to fill the batch, and
-/// runs the batch on whatever model the slot holds at that moment, so a reload never stalls it.
+/// must not happen on an event loop). A worker takes the oldest waiting piece, waits at most
+/// `maxDelay` from that piece's arrival for more to fill the batch, takes its share of what is queued
+/// (idle workers split it), and runs the batch on whatever model the slot holds at that moment, so a
+/// reload never stalls it.
 final class Batcher: @unchecked Sendable {
     struct Limits: Sendable {
         /// Sentences per forward pass.
@@ -32,6 +33,8 @@ final class Batcher: @unchecked Sendable {
     private var stopping = false
     private var threads: [Thread] = []
     private var running = 0
+    /// Workers not running a batch (waiting for one to fill, or for work).
+    private var idle = 0
     private let stopped = DispatchSemaphore(value: 0)
 
     init(slot: ModelSlot, limits: Limits, metrics: Metrics) {
@@ -124,7 +127,11 @@ final class Batcher: @unchecked Sendable {
     /// the queue; nil once stopping and the queue is empty.
     private func nextBatch() -> [Piece]? {
         condition.lock()
-        defer { condition.unlock() }
+        idle += 1
+        defer {
+            idle -= 1
+            condition.unlock()
+        }
         while head == queue.count {
             if stopping { return nil }
             condition.wait()
@@ -137,9 +144,12 @@ final class Batcher: @unchecked Sendable {
         }
         // Another worker may have taken everything while this one waited.
         if head == queue.count { return [] }
+        // Idle workers split what is queued, so one worker does not take all of it while the others'
+        // cores sit idle; a busy server still fills whole batches, as its workers are rarely idle.
+        let share = min(limits.maxBatchSize, (queuedSentences + idle - 1) / idle)
         var batch: [Piece] = []
         var size = 0
-        while head < queue.count, batch.isEmpty || size + queue[head].sentences.count <= limits.maxBatchSize {
+        while head < queue.count, batch.isEmpty || size + queue[head].sentences.count <= share {
             size += queue[head].sentences.count
             batch.append(queue[head])
             head += 1

@@ -19,7 +19,7 @@ public struct ServeOptions: Sendable {
     /// Largest accepted request body, in bytes.
     public var maxBody = 1 << 20
     /// Longest a batch waits for more sentences, in seconds.
-    public var maxBatchDelay = 0.002
+    public var maxBatchDelay = 0.0
     /// Sentences per forward pass.
     public var maxBatchSize = 64
     /// Requests admitted at once; more get 503 with `Retry-After`.

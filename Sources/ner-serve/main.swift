@@ -86,9 +86,10 @@ struct Tool: ParsableCommand {
     @Option(help: ArgumentHelp("Largest request body in bytes. Default: 1048576 (1 MiB).", valueName: "BYTES"))
     var maxBody = 1 << 20
 
-    @Option(help: ArgumentHelp("Longest a batch waits for more sentences, in milliseconds; 0 never waits. Default: 2.",
+    @Option(help: ArgumentHelp("Longest a batch waits for more sentences, in milliseconds. Default: 0: a free worker "
+                               + "starts at once, and under load batches fill with what queued while the workers were busy.",
                                valueName: "MS"))
-    var maxBatchDelay = 2.0
+    var maxBatchDelay = 0.0
 
     @Option(help: ArgumentHelp("Sentences per forward pass. Default: 64.", valueName: "N"))
     var maxBatchSize = 64

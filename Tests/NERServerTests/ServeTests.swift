@@ -335,6 +335,32 @@ struct ServeTests {
         #expect((try? curl(["--max-time", "2", s.base + "/healthz"]).status) == 0)
     }
 
+    @Test func idleWorkersSplitWhatIsQueued() throws {
+        // Eight requests arrive within the batch delay: the two idle workers split them, rather than
+        // one worker taking all eight while the other core waits.
+        let s = try server(["--workers", "2", "--max-batch-delay", "2000"])
+        let group = DispatchGroup()
+        let statuses = Statuses()
+        for i in 0..<8 {
+            onThread(group) {
+                let r = try? curl(["-X", "POST", s.base + "/ner", "-H", "Content-Type: text/plain", "--data", "Request \(i): \(Self.sample)"])
+                statuses.add(r?.status ?? -1)
+            }
+        }
+        group.wait()
+        #expect(statuses.all == Array(repeating: 200, count: 8))
+        // Every batch holds at most four. (A worker that finishes this tiny model's batch before the
+        // other has woken up is idle again and shares the rest, so there may be more than two.)
+        let metrics = try s.get("/metrics").text
+        func value(_ name: String) -> Int? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        }
+        let batches = try #require(value("ner_batch_size_count"), "\(metrics)")
+        #expect(batches >= 2)
+        #expect(value("ner_batch_size_bucket{le=\"4.0\"}") == batches, "\(metrics)")
+        #expect(s.stop() == 0)
+    }
+
     @Test func fullQueueAnswers503WithRetryAfter() throws {
         let s = try server(["--max-queue", "1", "--max-batch-delay", "300", "--max-batch-size", "10000"])
         let group = DispatchGroup()

@@ -29,10 +29,10 @@ struct StderrLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
+        let level = event.level, message = event.message
         var all = metadata
-        if let extra { all.merge(extra) { _, b in b } }
+        if let extra = event.metadata { all.merge(extra) { _, b in b } }
         let text: String
         if json {
             var o: [String: JSON] = ["time": .string(Timestamp.now()), "tool": .string(tool),
@@ -44,6 +44,16 @@ struct StderrLogHandler: LogHandler {
             let meta = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             text = prefix + message.description + meta
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        // One write(2) per line, so lines from concurrent threads never interleave; a closed stderr
+        // is ignored rather than fatal.
+        let bytes = Array((text + "\n").utf8)
+        bytes.withUnsafeBytes { buffer in
+            var done = 0
+            while done < buffer.count {
+                let n = write(2, buffer.baseAddress! + done, buffer.count - done)
+                if n <= 0 { if errno == EINTR { continue } else { return } }
+                done += n
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ public final class LocalBackend: DispatchBackend {
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         // The job gets stdin, stdout and stderr only: no registry handles, no pipes of whoever
         // started the dispatcher (a reader waiting for EOF must not wait on the job too).
-        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        _ = posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

@@ -105,6 +105,9 @@ final class Batcher: @unchecked Sendable {
     }
 
     private func work() {
+        // Below the event loops in the scheduler's eyes (on Linux, `who` 0 is the calling thread):
+        // when a core is contended, answering and reading requests come first.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
         while let batch = nextBatch() {
             if batch.isEmpty { continue }
             let model = slot.current

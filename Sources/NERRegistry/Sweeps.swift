@@ -25,7 +25,12 @@ extension Registry {
     /// The sweep's model with the highest `metric`. A sweep with no registered model is exit 66;
     /// one whose models all lack the metric is exit 65 (the metric is misnamed).
     public func best(sweep sweepId: String, by metric: String) throws -> (model: ModelRow, score: Double) {
-        let ranked = try sweepModels(sweepId, by: metric)
+        try Registry.best(of: sweepModels(sweepId, by: metric), sweep: sweepId, by: metric)
+    }
+
+    /// The winner of a ranking `sweepModels` returned, with the same errors as `best(sweep:by:)`.
+    public static func best(of ranked: [(model: ModelRow, score: Double?)], sweep sweepId: String,
+                            by metric: String) throws -> (model: ModelRow, score: Double) {
         guard let first = ranked.first else { throw ToolError.noInput("sweep \(sweepId) has no registered model") }
         guard let score = first.score else {
             throw ToolError.data("no model of sweep \(sweepId) has the metric \(metric) (try dev.f1)")

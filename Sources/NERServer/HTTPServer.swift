@@ -165,7 +165,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             let declared = h.headers.first(name: "content-length").flatMap { Int($0) }
             if let declared, declared > maxBody {
                 answeredEarly = true
-                finish(context, h, responder.tooLarge(maxBody), bytesIn: 0, started: started)
+                finish(context, h, HTTPConnection.path(of: h), responder.tooLarge(maxBody), bytesIn: 0, started: started)
             } else if h.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .continue))),
                                       promise: nil)
@@ -174,7 +174,8 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             guard let h = head, !answeredEarly else { return }
             if body.readableBytes + chunk.readableBytes > maxBody {
                 answeredEarly = true
-                finish(context, h, responder.tooLarge(maxBody), bytesIn: body.readableBytes, started: started)
+                finish(context, h, HTTPConnection.path(of: h), responder.tooLarge(maxBody), bytesIn: body.readableBytes,
+                       started: started)
                 return
             }
             body.writeBuffer(&chunk)
@@ -184,7 +185,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             if answeredEarly { return }
             disarm()
             unanswered += 1
-            let path = h.uri.firstIndex(of: "?").map { String(h.uri[..<$0]) } ?? h.uri
+            let path = HTTPConnection.path(of: h)
             let request = IncomingRequest(method: h.method, path: path, headers: h.headers, body: body)
             let bytesIn = body.readableBytes, started = self.started
             let loop = context.eventLoop
@@ -196,14 +197,20 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
                 loop.execute {
                     let (me, context) = bound.value
                     me.unanswered -= 1
-                    me.finish(context, h, reply, bytesIn: bytesIn, started: started)
+                    me.finish(context, h, path, reply, bytesIn: bytesIn, started: started)
                 }
             }
         }
     }
 
     /// Writes `reply` to the request `h`, then logs and counts it.
-    private func finish(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ reply: Reply, bytesIn: Int, started: UInt64) {
+    /// The request's path without its query string.
+    private static func path(of h: HTTPRequestHead) -> String {
+        h.uri.firstIndex(of: "?").map { String(h.uri[..<$0]) } ?? h.uri
+    }
+
+    private func finish(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ path: String, _ reply: Reply,
+                        bytesIn: Int, started: UInt64) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let keepAlive = h.isKeepAlive && !reply.close
         var headers = HTTPHeaders()
@@ -231,7 +238,6 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
 
-        let path = h.uri.firstIndex(of: "?").map { String(h.uri[..<$0]) } ?? h.uri
         state.metrics.observeRequest(path: path, status: Int(reply.status.code), seconds: seconds)
         state.log.info("\(h.method.rawValue) \(path) \(reply.status.code)", metadata: [
             "remote": .string(remote),

@@ -332,8 +332,9 @@ struct Best: ParsableCommand {
     func run() throws {
         try runTool("ner-register", options.common) { _ in
             let registry = try options.open()
-            let winner = try registry.best(sweep: sweep, by: by)
-            let ranked = all ? try registry.sweepModels(sweep, by: by) : [(winner.model, Optional(winner.score))]
+            let trials = try registry.sweepModels(sweep, by: by)
+            let winner = try Registry.best(of: trials, sweep: sweep, by: by)
+            let ranked = all ? trials : [(winner.model, Optional(winner.score))]
             if table {
                 printTable(["NAME", "VERSION", by.uppercased(), "MODEL_ID"], ranked.map {
                     [$0.0.name, String($0.0.version), $0.1.map { String(format: "%.4f", $0) } ?? "-", $0.0.modelId]

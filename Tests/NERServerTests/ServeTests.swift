@@ -42,6 +42,21 @@ struct ServeTests {
         }
     }
 
+    /// Starts `count` POSTs of the sample, each its own curl process on its own thread, so all are on
+    /// the wire at once. A status is 200 only when the body is a JSON list; -1 when curl failed.
+    func startPosts(_ count: Int, to s: ServerProcess) -> (DispatchGroup, Statuses) {
+        let group = DispatchGroup()
+        let statuses = Statuses()
+        for i in 0..<count {
+            onThread(group) {
+                let r = try? curl(["-X", "POST", s.base + "/ner", "-H", "Content-Type: text/plain",
+                                   "--data", "Request \(i): \(Self.sample)"])
+                statuses.add(r.map { $0.status == 200 && (try? JSON.parse($0.body).arrayValue) != nil ? 200 : $0.status } ?? -1)
+            }
+        }
+        return (group, statuses)
+    }
+
     func server(_ extra: [String] = [], env: [String: String] = [:]) throws -> ServerProcess {
         if let problem = Fixture.shared.problem { throw Failure(problem) }
         return try ServerProcess(["--model", Fixture.shared.modelDir, "--poll-interval", "0"] + extra, env: env)
@@ -308,15 +323,7 @@ struct ServeTests {
         // A long batch delay holds the requests in the batcher when SIGTERM arrives. Each request is
         // its own curl process, so all eight are surely on the wire at once.
         let s = try server(["--max-batch-delay", "1500", "--max-batch-size", "10000"])
-        let group = DispatchGroup()
-        let statuses = Statuses()
-        for i in 0..<8 {
-            onThread(group) {
-                let r = try? curl(["-X", "POST", s.base + "/ner", "-H", "Content-Type: text/plain",
-                                   "--data", "Request \(i): \(Self.sample)"])
-                statuses.add(r.map { $0.status == 200 && (try? JSON.parse($0.body).arrayValue) != nil ? 200 : $0.status } ?? -1)
-            }
-        }
+        let (group, statuses) = startPosts(8, to: s)
         let deadline = Date().addingTimeInterval(10)
         var inFlight = false
         while !inFlight && Date() < deadline {
@@ -339,14 +346,7 @@ struct ServeTests {
         // Eight requests arrive within the batch delay: the two idle workers split them, rather than
         // one worker taking all eight while the other core waits.
         let s = try server(["--workers", "2", "--max-batch-delay", "2000"])
-        let group = DispatchGroup()
-        let statuses = Statuses()
-        for i in 0..<8 {
-            onThread(group) {
-                let r = try? curl(["-X", "POST", s.base + "/ner", "-H", "Content-Type: text/plain", "--data", "Request \(i): \(Self.sample)"])
-                statuses.add(r?.status ?? -1)
-            }
-        }
+        let (group, statuses) = startPosts(8, to: s)
         group.wait()
         #expect(statuses.all == Array(repeating: 200, count: 8))
         // Every batch holds at most four. (A worker that finishes this tiny model's batch before the

@@ -25,8 +25,9 @@ public struct CommonOptions: ParsableArguments {
 
 /// The exit-code table every `--help` ends with (SPEC §2).
 /// `--device` in every tool that runs the engine.
-public let deviceHelp = "cpu or cuda. cuda needs the NVIDIA driver and a GPU; the engine's kernels run on the CPU "
-    + "only so far, so it exits 69 saying what it found."
+public let deviceHelp = "cpu or cuda. cuda needs an NVIDIA GPU with its driver and the CUDA toolkit's cuBLAS and NVRTC "
+    + "libraries, all found at run time (NER_CUDA_DRIVER, NER_CUBLAS, NER_NVRTC name them where the loader does not "
+    + "look); without them it exits 69 saying what is missing."
 
 public let exitCodeHelp: String = {
     var s = "EXIT STATUS\n"

@@ -49,7 +49,9 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     /// A generator for one purpose (an epoch's shuffle, one batch's dropout) derived from the run seed,
     /// so a resumed run draws exactly what an uninterrupted one would.
-    public init(seed: Int, stream: UInt64...) {
+    public init(seed: Int, stream: UInt64...) { self.init(seed: seed, stream: stream) }
+
+    public init(seed: Int, stream: [UInt64]) {
         var s = UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15
         for v in stream { s = (s ^ v) &* 0xBF58_476D_1CE4_E5B9 &+ 0x94D0_49BB_1331_11EB }
         state = s

@@ -31,8 +31,13 @@ public final class NERModel: @unchecked Sendable {
 
     /// Loads a model folder. A missing folder or file is exit 66; a corrupt, foreign or newer-format
     /// model is exit 65 with a one-line reason.
-    public static func load(_ dir: String) throws -> NERModel {
+    /// On `.cuda` the weights are also copied to the GPU, where every `predict` then runs (the
+    /// device must have been checked with `ComputeDevice.select`).
+    public static func load(_ dir: String, device: ComputeDevice = .cpu) throws -> NERModel {
         let (m, t) = try ModelFile.read(dir)
+        if device == .cuda {
+            t.gpu = try CUDANetwork(runtime: try CUDARuntime.shared(), params: t.params, tagSet: t.tagSet)
+        }
         return NERModel(tagger: t, manifest: m)
     }
 

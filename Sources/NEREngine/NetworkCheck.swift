@@ -1,4 +1,5 @@
 import Foundation
+import NERCore
 
 /// A small network with random weights and both implementations of its math side by side, for
 /// gradient checks and for checking the batched BLAS path against the reference.
@@ -107,6 +108,57 @@ public struct NetworkCheck {
         let p = parameters()
         let encoder = Encoder(words: WordTable(bytes: WordTable.build(["<unk>"])), chars: [:], maxWordChars: 25)
         return Tagger(params: p, tagSet: tagSet, encoder: encoder).decode(sentences, threads: threads)
+    }
+
+    /// Summed loss and gradients by the CUDA backend, on the GPU (or on whatever the `NER_CUDA_DRIVER`,
+    /// `NER_CUBLAS` and `NER_NVRTC` libraries are), batched as `fastGradients`.
+    public func cudaGradients(_ sentences: [EncodedSentence], batchSize: Int = 4) throws -> (loss: Double, gradients: [String: [Double]]) {
+        let p = parameters()
+        let net = try CUDANetwork(runtime: try CUDARuntime.shared(), params: p, tagSet: tagSet)
+        var dense = [Double](repeating: 0, count: p.layout.total)
+        var words = [Double](repeating: 0, count: config.wordVocab * config.wordDim)
+        var loss = 0.0
+        let d = config.inputDim, dw = config.wordDim
+        for ids in Tagger.batches(lengths: sentences.map(\.count), size: batchSize) {
+            let batch = ids.map { sentences[$0] }
+            let (l, g, dx) = try net.gradients(batch)
+            loss += l
+            for i in g.indices { dense[i] += Double(g[i]) }
+            for t in 0..<batch[0].count {
+                for (i, s) in batch.enumerated() {
+                    let row = t * batch.count + i
+                    for q in 0..<dw { words[Int(s.words[t]) * dw + q] += Double(dx[row * d + q]) }
+                }
+            }
+        }
+        var out: [String: [Double]] = ["word_embeddings": words]
+        for t in p.layout.tensors { out[t.name] = Array(dense[t.offset..<(t.offset + t.count)]) }
+        return (loss, out)
+    }
+
+    /// Viterbi paths and marginals by the CUDA backend.
+    public func cudaDecode(_ sentences: [EncodedSentence]) throws -> (tags: [[Int32]], scores: [[Float]]) {
+        let p = parameters()
+        let encoder = Encoder(words: WordTable(bytes: WordTable.build(["<unk>"])), chars: [:], maxWordChars: 25)
+        let tagger = Tagger(params: p, tagSet: tagSet, encoder: encoder)
+        tagger.gpu = try CUDANetwork(runtime: try CUDARuntime.shared(), params: p, tagSet: tagSet)
+        return tagger.decode(sentences, threads: 1)
+    }
+
+    /// Every parameter after `steps` training updates (no dropout, learning rate `lr`) on `device`,
+    /// one batch of equal-length sentences per step, with gradient clipping as in training.
+    public func trained(_ batches: [[EncodedSentence]], device: ComputeDevice, adam: Bool = true, lr: Float = 0.01) throws -> [String: [Double]] {
+        let p = parameters()
+        let opt = Optimizer(adam: adam, denseCount: p.layout.total, wordCount: config.wordVocab, wordDim: config.wordDim)
+        let backend: TrainingBackend = device == .cuda
+            ? try CUDATrainingBackend(params: p, optimizer: opt, tagSet: tagSet, dropout: 0, seed: 1)
+            : CPUTrainingBackend(params: p, optimizer: opt, tagSet: tagSet, threads: 2, dropout: 0, seed: 1)
+        for (i, batch) in batches.enumerated() {
+            let (loss, norm) = try backend.step(batch, lr: lr, randomStream: [UInt64(i)])
+            guard loss.isFinite && norm.isFinite else { throw ToolError.failure("step \(i) diverged") }
+        }
+        try backend.synchronize()
+        return p.values().mapValues { $0.map(Double.init) }
     }
 
     /// The best path by brute-force enumeration (tiny sentences only).

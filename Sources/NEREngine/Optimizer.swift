@@ -54,6 +54,7 @@ final class Optimizer {
         }
     }
 
-    /// Restores the step count from a checkpoint (the moments are read into `m`, `v`, `wm`, `wv`).
+    /// Sets the step count: from a checkpoint (the moments are read into `m`, `v`, `wm`, `wv`), or
+    /// after an update made on the GPU.
     func restore(step: Int) { self.step = step }
 }

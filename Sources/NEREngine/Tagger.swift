@@ -1,4 +1,5 @@
 import Foundation
+import NERCore
 
 /// Parameters plus everything needed to turn tokens into tags: the network, the tag set and the
 /// token encoder. Shared by training (dev evaluation) and `NERModel`.
@@ -8,6 +9,11 @@ final class Tagger: @unchecked Sendable {
     let encoder: Encoder
     private let lock = NSLock()
     private var pool: [Workspace] = []
+    /// Set when the model runs on a GPU: decoding goes there, one batch at a time.
+    var gpu: CUDANetwork?
+    private let gpuLock = NSLock()
+    /// Sentences per GPU batch: large, so each kernel has thousands of threads.
+    static let gpuBatch = 2048
 
     init(params: Parameters, tagSet: TagSet, encoder: Encoder) {
         self.params = params
@@ -52,6 +58,20 @@ final class Tagger: @unchecked Sendable {
     func decode(_ sentences: [EncodedSentence], threads: Int) -> (tags: [[Int32]], scores: [[Float]]) {
         var tags = [[Int32]](repeating: [], count: sentences.count)
         var scores = [[Float]](repeating: [], count: sentences.count)
+        if let gpu {
+            gpuLock.lock()
+            defer { gpuLock.unlock() }
+            for ids in Tagger.batches(lengths: sentences.map(\.count), size: Tagger.gpuBatch) {
+                // A GPU that fails mid-run (lost, out of memory) cannot be recovered from here.
+                let (t, s): ([[Int32]], [[Float]])
+                do { (t, s) = try gpu.decode(ids.map { sentences[$0] }) } catch { exitOnDeviceFailure(error) }
+                for (j, i) in ids.enumerated() {
+                    tags[i] = t[j]
+                    scores[i] = s[j]
+                }
+            }
+            return (tags, scores)
+        }
         let groups = Tagger.batches(lengths: sentences.map(\.count), size: 64)
         let tab = tables
         let k = tagSet.count
@@ -96,4 +116,11 @@ final class Counter: @unchecked Sendable {
         value += 1
         return value - 1
     }
+}
+
+/// Ends the process with the device's error: exit 1 and one line on stderr, as for any failed run.
+func exitOnDeviceFailure(_ error: Error) -> Never {
+    let tool = (CommandLine.arguments.first as NSString?)?.lastPathComponent ?? "ner"
+    FileHandle.standardError.write(Data("\(tool): error: \((error as? ToolError)?.message ?? "\(error)")\n".utf8))
+    exit(ExitStatus.failure.rawValue)
 }

@@ -64,7 +64,7 @@ public enum Trainer {
 
     public static func run(_ o: TrainingOptions) throws -> TrainingOutcome {
         let spec = o.spec
-        _ = try ComputeDevice.select(spec.device)
+        let device = try ComputeDevice.select(spec.device)
         useSingleThreadedBLAS()
         let threads = spec.threads > 0 ? spec.threads : ProcessInfo.processInfo.activeProcessorCount
         let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars)
@@ -90,14 +90,14 @@ public enum Trainer {
         let manifest = ModelFile.Manifest(id: state.modelId, name: o.name, tagSet: data.tagSet, config: config, chars: data.chars)
         let bar = Progress(enabled: o.progress, epochs: spec.epochs)
         bar.note("training \(o.name) into \(out): \(data.train.count) sentences, \(data.trainTokens) tokens, "
-                 + "\(config.wordVocab) words, \(data.tagSet.types.count) entity types, \(threads) threads")
+                 + "\(config.wordVocab) words, \(data.tagSet.types.count) entity types, "
+                 + (device == .cuda ? "on \(try CUDARuntime.shared().deviceName)" : "\(threads) threads"))
 
-        let workspaces = (0..<threads).map { _ in Workspace() }
-        let shardGrads = (0..<threads).map { _ in Scratch<Float>(params.layout.total) }
-        let wordGrads = Scratch<Float>()
-        var rows: [Int32] = []
-        var slot = [Int32](repeating: -1, count: config.wordVocab)
-        let dense = params.layout.total, dw = config.wordDim
+        let backend: TrainingBackend = device == .cuda
+            ? try CUDATrainingBackend(params: params, optimizer: opt, tagSet: data.tagSet, dropout: Float(spec.dropout), seed: spec.seed)
+            : CPUTrainingBackend(params: params, optimizer: opt, tagSet: data.tagSet, threads: threads,
+                                 dropout: Float(spec.dropout), seed: spec.seed)
+        tagger.gpu = backend.decoder
 
         while state.epoch < spec.epochs && (spec.dev == nil || spec.patience == 0 || state.badEpochs < spec.patience) {
             let epoch = state.epoch
@@ -110,7 +110,6 @@ public enum Trainer {
             batches.shuffle(using: &shuffle)
             let lr = Float(spec.learningRate) / (1 + lrDecay * Float(epoch))
             var lossSum = 0.0, tokens = 0
-            let tables = tagger.tables
             for (bi, batch) in batches.enumerated() {
                 var unk = SeededRandom(seed: spec.seed, stream: 2, UInt64(epoch), UInt64(bi))
                 let sentences: [EncodedSentence] = batch.map { i in
@@ -118,61 +117,17 @@ public enum Trainer {
                     for t in 0..<s.count where data.singletons[Int(s.words[t])] && unk.unit() < 0.5 { s.words[t] = 0 }
                     return s
                 }
-                let shards = min(threads, sentences.count)
-                let per = (sentences.count + shards - 1) / shards
-                let scale = 1 / Float(sentences.count)
-                let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
-                defer { losses.deallocate() }
-                let tab = tables
-                DispatchQueue.concurrentPerform(iterations: shards) { s in
-                    let lo = s * per, hi = min(lo + per, sentences.count)
-                    let ws = workspaces[s], g = shardGrads[s].zeroed(dense)
-                    guard lo < hi else { losses[s] = 0; ws.load(sentences[0..<0]); return }
-                    var rng = SeededRandom(seed: spec.seed, stream: 3, UInt64(epoch), UInt64(bi), UInt64(s))
-                    ws.load(sentences[lo..<hi])
-                    ws.forward(params, dropout: Float(spec.dropout), rng: &rng)
-                    losses[s] = ws.backward(params, tagSet: data.tagSet, tables: tab, grads: g, scale: scale)
-                }
-                let g = shardGrads[0].pointer
-                for s in 1..<shards { let o = shardGrads[s].pointer; for i in 0..<dense { g[i] += o[i] } }
-                rows.removeAll(keepingCapacity: true)
-                wordGrads.reserve(sentences.count * sentences[0].count * dw)
-                for s in 0..<shards {
-                    let ws = workspaces[s]
-                    for row in 0..<ws.rows {
-                        let w = ws.words[row]
-                        var at = Int(slot[Int(w)])
-                        if at < 0 {
-                            at = rows.count
-                            slot[Int(w)] = Int32(at)
-                            rows.append(w)
-                            (wordGrads.pointer + at * dw).update(repeating: 0, count: dw)
-                        }
-                        let src = ws.wordGradient(row, config: config), dst = wordGrads.pointer + at * dw
-                        for j in 0..<dw { dst[j] += src[j] }
-                    }
-                }
-                for w in rows { slot[Int(w)] = -1 }
-                var norm = 0.0
-                for i in 0..<dense { norm += Double(g[i] * g[i]) }
-                for i in 0..<(rows.count * dw) { norm += Double(wordGrads.pointer[i] * wordGrads.pointer[i]) }
-                norm = norm.squareRoot()
-                let batchLoss = losses.reduce(0, +)
+                let (batchLoss, norm) = try backend.step(sentences, lr: lr, randomStream: [UInt64(epoch), UInt64(bi)])
                 guard batchLoss.isFinite && norm.isFinite else {
                     throw ToolError.failure("training diverged at epoch \(epoch + 1), batch \(bi + 1) (loss \(batchLoss)); "
                         + "the last good checkpoint is in \(ckptDir)")
                 }
-                if norm > Double(clipNorm) {
-                    let f = Float(Double(clipNorm) / norm)
-                    for i in 0..<dense { g[i] *= f }
-                    for i in 0..<(rows.count * dw) { wordGrads.pointer[i] *= f }
-                }
-                opt.update(params, grads: g, rows: rows[...], wordGrads: wordGrads.pointer, lr: lr)
                 lossSum += batchLoss
                 tokens += sentences.count * sentences[0].count
                 bar.batch(epoch: epoch, done: bi + 1, of: batches.count, loss: lossSum / Double(max(1, tokens)),
                           tokensPerSecond: Double(tokens) / max(Date().timeIntervalSince(started), 1e-9))
             }
+            try backend.synchronize()
             let seconds = Date().timeIntervalSince(started)
             state.trainSeconds += seconds
             state.step = opt.step

@@ -24,9 +24,9 @@ final class LoadedModel: Sendable {
 
     /// Finds, loads and warms up the model `spec` names. Parallelism comes from the batch workers,
     /// one `predict` per worker, so each call stays on its own thread.
-    static func load(_ spec: String, home: Home) throws -> (LoadedModel, fromRegistry: Bool) {
+    static func load(_ spec: String, home: Home, device: ComputeDevice) throws -> (LoadedModel, fromRegistry: Bool) {
         let located = try ModelLocator(home: home).locate(spec)
-        let model = try NERModel.load(located.directory)
+        let model = try NERModel.load(located.directory, device: device)
         model.threads = 1
         let loaded = LoadedModel(model: model, id: located.modelId ?? model.id, name: located.name ?? model.name,
                                  version: located.version, directory: located.directory)

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Logging
 import NERCore
+import NEREngine
 import NERRegistry
 
 /// Swaps in a new model while requests keep flowing: on SIGHUP, and (when `--model` named a registry
@@ -66,7 +67,8 @@ final class Reloader: @unchecked Sendable {
     private func reload(because reason: String, evenIfSame: Bool) {
         let current = state.slot.current
         do {
-            let (new, _) = try LoadedModel.load(state.options.model, home: state.options.home)
+            let (new, _) = try LoadedModel.load(state.options.model, home: state.options.home,
+                                                 device: ComputeDevice(rawValue: state.options.device) ?? .cpu)
             if new.id == current.id && !evenIfSame { return }
             new.warmUp()
             let old = state.slot.replace(with: new)

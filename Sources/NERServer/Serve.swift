@@ -62,8 +62,8 @@ public enum Serve {
         }
         defer { for s in signalSources { s.cancel() } }
 
-        _ = try ComputeDevice.select(options.device)
-        let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home)
+        let device = try ComputeDevice.select(options.device)
+        let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home, device: device)
         let metrics = Metrics()
         let slot = ModelSlot(model)
         let batcher = Batcher(slot: slot, limits: .init(maxBatchSize: options.maxBatchSize, maxDelay: options.maxBatchDelay,

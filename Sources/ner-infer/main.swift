@@ -109,9 +109,9 @@ struct Infer: ParsableCommand {
             if tokenizeOnly {
                 return try tokenize(reader, workers: workers, log: log)
             }
-            _ = try ComputeDevice.select(device)
+            let computeDevice = try ComputeDevice.select(device)
             let folder = try modelFolder(model!, home: common.resolvedHome)
-            let loaded = try NERModel.load(folder)
+            let loaded = try NERModel.load(folder, device: computeDevice)
             // Parallelism comes from running one predict per worker; each call stays on its own thread.
             loaded.threads = 1
             log.info("model \(loaded.id) (\(loaded.labels.joined(separator: ", "))) on \(workers) thread(s)")

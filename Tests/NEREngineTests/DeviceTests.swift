@@ -4,8 +4,9 @@ import NEREngine
 import Testing
 import TestSupport
 
-/// Device selection: the CPU always works; `--device cuda` finds the NVIDIA driver at run time and
-/// fails with exit 69 and one line saying what it found, on every tool that takes `--device`.
+/// Device selection: the CPU always works; `--device cuda` finds the NVIDIA driver and the CUDA
+/// libraries at run time and, where one is missing, fails with exit 69 and one line saying what it
+/// found, on every tool that takes `--device`.
 @Suite struct DeviceTests {
     @Test func namesAreChecked() throws {
         #expect(try ComputeDevice.select("cpu") == .cpu)
@@ -52,13 +53,13 @@ import TestSupport
         if let noDevice = try Self.fakeDriver(in: dir, initStatus: 100),
            let oneDevice = try Self.fakeDriver(in: dir, initStatus: 0) {
             drivers.append((noDevice, "found no usable GPU (cuInit returned 100, no device)"))
-            drivers.append((oneDevice, "found Test GPU 9000, but this build's engine runs on the CPU only"))
+            drivers.append((oneDevice, "found Test GPU 9000, but cuBLAS (part of the CUDA toolkit) is not installed"))
         } else {
             print("skipping the fake-driver cases: no C compiler found")
         }
         for (library, says) in drivers {
             for (tool, args) in invocations {
-                let r = try run(tool, args, stdin: tool == "ner-infer" ? "Alice visited Paris .\n" : "", env: ["NER_CUDA_DRIVER": library])
+                let r = try run(tool, args, stdin: tool == "ner-infer" ? "Alice visited Paris .\n" : "", env: ["NER_CUDA_DRIVER": library, "NER_CUBLAS": "/nonexistent/libcublas.so.12"])
                 #expect(r.status == 69, "\(tool) with \(library): \(r.stderr)")
                 #expect(r.stderr.hasPrefix("\(tool): error: --device cuda: ") && r.stderr.contains(says), "\(tool): \(r.stderr)")
                 #expect(r.stderr.split(separator: "\n").count == 1, "\(tool): \(r.stderr)")

@@ -11,7 +11,7 @@ APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: all deps build test demo bench install clean
+.PHONY: all deps build test demo bench cuda-kernels install clean
 
 all: build
 
@@ -43,6 +43,10 @@ demo: build
 
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; BIN="$(CURDIR)/bin" bash "$$b" || exit 1; done
+
+# NVIDIA's compilers (from PyPI) on the CUDA kernels; no GPU needed.
+cuda-kernels:
+	bash bench/cuda-kernels.sh
 
 install: build
 	install -d "$(PREFIX)/bin"

@@ -43,17 +43,16 @@ final class CUDARuntime: @unchecked Sendable {
         sharedLock.lock()
         defer { sharedLock.unlock() }
         if let opened { return opened }
-        let names = try CUDADriver.devices()
-        let runtime = try CUDARuntime(deviceName: names[0])
+        let driver = try CUDADriver.open()
+        let runtime = try CUDARuntime(driver: driver, deviceName: try CUDADriver.devices(driver)[0])
         opened = runtime
         return runtime
     }
     private static let sharedLock = NSLock()
     nonisolated(unsafe) private static var opened: CUDARuntime?
 
-    private init(deviceName: String) throws {
+    private init(driver: Library, deviceName: String) throws {
         self.deviceName = deviceName
-        let driver = try Library.open(env: "NER_CUDA_DRIVER", ["libcuda.so.1", "libcuda.so"], what: "the NVIDIA driver")
         let cublas = try Library.open(env: "NER_CUBLAS", ["libcublas.so.12", "libcublas.so.13", "libcublas.so.11", "libcublas.so"],
                                       what: "cuBLAS (part of the CUDA toolkit)", gpu: deviceName)
         let nvrtc = try Library.open(env: "NER_NVRTC", ["libnvrtc.so.12", "libnvrtc.so.13", "libnvrtc.so.11.2", "libnvrtc.so"],
@@ -243,7 +242,9 @@ struct Library {
         var candidates = names
         if let path = ProcessInfo.processInfo.environment[env] {
             candidates = [path]
-        } else if let home = ProcessInfo.processInfo.environment["CUDA_HOME"] ?? ProcessInfo.processInfo.environment["CUDA_PATH"] {
+        } else {
+            // The toolkit's own folder, where its installer leaves it off the loader's path.
+            let home = ProcessInfo.processInfo.environment["CUDA_HOME"] ?? ProcessInfo.processInfo.environment["CUDA_PATH"] ?? "/usr/local/cuda"
             candidates += names.map { "\(home)/lib64/\($0)" }
         }
         var reason = ""

@@ -21,44 +21,21 @@ public enum ComputeDevice: String, Sendable, CaseIterable {
     }
 }
 
-/// The CUDA driver API, opened with dlopen: the library is part of the NVIDIA driver, so its
-/// presence says whether this machine can run CUDA at all.
+/// The first questions asked of the CUDA driver: does it start, and which GPUs does it see. The
+/// driver library comes with the NVIDIA driver, so its presence says whether this machine can run
+/// CUDA at all.
 enum CUDADriver {
-    /// Library names tried in order; `NER_CUDA_DRIVER` (a path) replaces them, for tests and
-    /// for drivers installed outside the loader's path.
-    static var libraryNames: [String] {
-        if let path = ProcessInfo.processInfo.environment["NER_CUDA_DRIVER"] { return [path] }
-        return ["libcuda.so.1", "libcuda.so"]
+    static func open() throws -> Library {
+        try Library.open(env: "NER_CUDA_DRIVER", ["libcuda.so.1", "libcuda.so"], what: "the NVIDIA driver")
     }
 
-    private typealias Init = @convention(c) (UInt32) -> Int32
-    private typealias Count = @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
-    private typealias Get = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
-    private typealias Name = @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Int32
-
-    /// The names of the GPUs the driver reports ("NVIDIA H200"). Throws exit 69 when the driver is
-    /// missing, fails to start, or sees no device.
-    static func devices() throws -> [String] {
-        var reasons: [String] = []
-        var handle: UnsafeMutableRawPointer?
-        for name in libraryNames {
-            handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)
-            if handle != nil { break }
-            reasons.append(String(cString: dlerror()))
-        }
-        guard let handle else {
-            throw ToolError.unavailable("--device cuda: no NVIDIA driver on this machine (\(reasons.first ?? "not found"))")
-        }
-        func symbol<T>(_ name: String, _ type: T.Type) throws -> T {
-            guard let p = dlsym(handle, name) else {
-                throw ToolError.unavailable("--device cuda: the NVIDIA driver library lacks \(name)")
-            }
-            return unsafeBitCast(p, to: type)
-        }
-        let cuInit = try symbol("cuInit", Init.self)
-        let cuDeviceGetCount = try symbol("cuDeviceGetCount", Count.self)
-        let cuDeviceGet = try symbol("cuDeviceGet", Get.self)
-        let cuDeviceGetName = try symbol("cuDeviceGetName", Name.self)
+    /// The names of the GPUs the driver reports ("NVIDIA H200"). Throws exit 69 when the driver
+    /// fails to start or sees no device.
+    static func devices(_ driver: Library) throws -> [String] {
+        let cuInit: @convention(c) (UInt32) -> Int32 = try driver.symbol("cuInit")
+        let cuDeviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32 = try driver.symbol("cuDeviceGetCount")
+        let cuDeviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32 = try driver.symbol("cuDeviceGet")
+        let cuDeviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Int32 = try driver.symbol("cuDeviceGetName")
         let status = cuInit(0)
         guard status == 0 else {
             // 100 is CUDA_ERROR_NO_DEVICE, the common case on a node without a GPU but with the driver.

@@ -79,8 +79,11 @@ struct Infer: ParsableCommand {
     @Flag(help: "With --format conll: print entity-level scores against the gold column instead of tags.")
     var eval = false
 
-    @Option(help: ArgumentHelp("Lines (conll: sentences) per batch.", valueName: "N"))
-    var batchLines = 4096
+    @Option(help: ArgumentHelp("Lines (conll: sentences) per batch. Default: 4096; 65536 with --device cuda, so that "
+        + "each sentence length fills a large GPU batch.", valueName: "N"))
+    var batchLines: Int?
+
+    var linesPerBatch: Int { batchLines ?? (device == "cuda" ? 65536 : 4096) }
 
     @Option(help: ArgumentHelp("Worker threads. Default: all cores.", valueName: "N"))
     var threads: Int?
@@ -92,7 +95,7 @@ struct Infer: ParsableCommand {
     var tokenizeOnly = false
 
     func validate() throws {
-        if batchLines < 1 { throw ValidationError("--batch-lines must be at least 1") }
+        if let batchLines, batchLines < 1 { throw ValidationError("--batch-lines must be at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if eval && format != .conll { throw ValidationError("--eval needs --format conll (a gold column)") }
         if tokenizeOnly && format != .text { throw ValidationError("--tokenize-only reads text lines") }
@@ -112,8 +115,9 @@ struct Infer: ParsableCommand {
             let computeDevice = try ComputeDevice.select(device)
             let folder = try modelFolder(model!, home: common.resolvedHome)
             let loaded = try NERModel.load(folder, device: computeDevice)
-            // Parallelism comes from running one predict per worker; each call stays on its own thread.
-            loaded.threads = 1
+            // On the CPU, parallelism comes from running one predict per worker, each call on its own
+            // thread; on a GPU, one predict takes the whole batch and uses the threads to encode it.
+            loaded.threads = computeDevice == .cuda ? workers : 1
             log.info("model \(loaded.id) (\(loaded.labels.joined(separator: ", "))) on \(workers) thread(s)")
             let tagger = BatchTagger(model: loaded, workers: workers)
             switch format {
@@ -166,7 +170,7 @@ struct Infer: ParsableCommand {
     private func readBatch<Line, Item>(_ next: () throws -> Line?, _ item: (Line) throws -> Item) -> Batch<Item> {
         var batch = Batch<Item>()
         do {
-            while batch.items.count < batchLines {
+            while batch.items.count < linesPerBatch {
                 guard let line = try next() else { batch.ended = true; break }
                 batch.items.append(try item(line))
             }
@@ -186,7 +190,7 @@ struct Infer: ParsableCommand {
         while failure == nil {
             var batch: [Sentence] = []
             do {
-                while batch.count < batchLines, let s = try sentences.next() { batch.append(s) }
+                while batch.count < linesPerBatch, let s = try sentences.next() { batch.append(s) }
             } catch let e as ToolError {
                 failure = e
             }
@@ -219,7 +223,7 @@ struct Infer: ParsableCommand {
         var failure: ToolError?
         repeat {
             var texts: [String] = []
-            while texts.count < batchLines {
+            while texts.count < linesPerBatch {
                 do {
                     guard let line = try reader.nextLine() else { break }
                     texts.append(line)
@@ -239,7 +243,7 @@ struct Infer: ParsableCommand {
                 })]
             }
             Output.write(ndjson(lines))
-            if texts.count < batchLines { break }
+            if texts.count < linesPerBatch { break }
         } while failure == nil
         func rate(_ seconds: Double) -> String { String(format: "%.1f", seconds > 0 ? Double(chars) / seconds / 1e6 : 0) }
         log.info("tokenized \(chars) characters in \(String(format: "%.3f", wall)) s (\(rate(wall)) M characters/s; \(rate(cpu)) M per CPU second; \(workers) thread(s))")
@@ -268,6 +272,7 @@ struct BatchTagger {
     /// Tags `texts` and writes one output line per text through `write`; each worker tags and writes
     /// its own contiguous slice, so only joining the slices is serial.
     func lines(_ texts: [String], write: (Int, [Entity], inout [UInt8]) -> Void) -> Data {
+        if model.device == .cuda { return gpuLines(texts, write: write) }
         let parts = parallelChunks(Array(texts.indices), workers: workers) { ids -> [[UInt8]] in
             let found = Entities.find(in: ids.map { texts[$0] }) { sentences in
                 model.predict(sentences).map { (tags: $0.tags, scores: $0.scores) }
@@ -282,8 +287,29 @@ struct BatchTagger {
         return data
     }
 
+    /// On a GPU the whole batch goes to the model in one call, so that each sentence length makes
+    /// one large GPU batch; the workers tokenize before it and find and write entities after it.
+    private func gpuLines(_ texts: [String], write: (Int, [Entity], inout [UInt8]) -> Void) -> Data {
+        let chunks = parallelChunks(Array(texts.indices), workers: workers) { ids in [(ids, Entities.tokenize(ids.map { texts[$0] }))] }
+        let predictions = model.predict(chunks.flatMap { $0.1.words })
+        var starts: [Int] = [0]
+        for c in chunks { starts.append(starts.last! + c.1.words.count) }
+        let parts = parallelMap(Array(chunks.indices), workers: workers) { c -> [UInt8] in
+            let (ids, tokenized) = chunks[c]
+            let found = Entities.locate(in: ids.map { texts[$0] }, sentences: tokenized.sentences,
+                                        predictions: predictions[starts[c]..<starts[c + 1]].map { (tags: $0.tags, scores: $0.scores) })
+            var out: [UInt8] = []
+            out.reserveCapacity(ids.count * 160)
+            for (i, entities) in zip(ids, found) { write(i, entities, &out) }
+            return out
+        }
+        var data = Data(capacity: parts.reduce(0) { $0 + $1.count })
+        for part in parts { data.append(contentsOf: part) }
+        return data
+    }
+
     func predictions(_ sentences: [[String]]) -> [Prediction] {
-        parallelChunks(sentences, workers: workers) { model.predict($0) }
+        model.device == .cuda ? model.predict(sentences) : parallelChunks(sentences, workers: workers) { model.predict($0) }
     }
 }
 

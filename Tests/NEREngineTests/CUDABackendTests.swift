@@ -160,4 +160,18 @@ import Glibc
         #expect(cpuEntities == (try entities(outputs[1])))
         #expect(cpuEntities.joined().contains("Globex ORG 20"), "\(cpuEntities)")
     }
+
+    /// `ner-train --check-device`: every check reported, all within bounds; exit 69 without a device.
+    @Test func checkDeviceReportsEveryComparison() throws {
+        let env = try Self.requireBackend()
+        let r = try run("ner-train", ["--check-device", "--device", "cuda"], env: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let checks = try r.lines.map { try JSON.parse($0) }
+        #expect(checks.compactMap { $0["check"]?.stringValue }
+                == ["gradients", "gradients_without_characters", "decoded_tags", "decoded_scores", "training_updates"])
+        #expect(checks.allSatisfy { $0["ok"] == .bool(true) }, "\(r.stdout)")
+        let missing = try run("ner-train", ["--check-device"], env: env.merging(["NER_CUDA_DRIVER": "/nonexistent/libcuda.so.1"]) { $1 })
+        #expect(missing.status == 69 && missing.stderr.contains("the NVIDIA driver is not installed"), "\(missing.stderr)")
+        #expect(try run("ner-train", ["--check-device", "--device", "cpu"]).status == 64)
+    }
 }

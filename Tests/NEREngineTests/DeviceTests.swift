@@ -49,7 +49,7 @@ import TestSupport
             ("ner-infer", ["--model", dir.file("model"), "--device", "cuda"]),
             ("ner-serve", ["--model", dir.file("model"), "--port", "0", "--device", "cuda"]),
         ]
-        var drivers: [(library: String, says: String)] = [("/nonexistent/libcuda.so.1", "no NVIDIA driver on this machine")]
+        var drivers: [(library: String, says: String)] = [("/nonexistent/libcuda.so.1", "the NVIDIA driver is not installed")]
         if let noDevice = try Self.fakeDriver(in: dir, initStatus: 100),
            let oneDevice = try Self.fakeDriver(in: dir, initStatus: 0) {
             drivers.append((noDevice, "found no usable GPU (cuInit returned 100, no device)"))

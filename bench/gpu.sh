@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The CUDA backend's figures on a GPU node: the device check, CoNLL-2003 training (time per epoch
+# and to the best dev F1, beside the 2-core CPU run of the same configuration) and ner-infer's
+# throughput on the GPU.
+#
+#   bench/gpu.sh build   where Swift is: static binaries (no Swift runtime needed) and the C
+#                        libraries they load, into .build-gpu/
+#   bench/gpu.sh [run]   on the GPU node, from the repository root (with ../shared/data or $DATA)
+#
+# GPU nodes have the NVIDIA driver and the CUDA toolkit but often no Swift, OpenBLAS or libarchive;
+# everything else the binaries need travels in .build-gpu/. Without a GPU, `run` says so and exits 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GPU=.build-gpu
+DATA=${DATA:-$(cd .. && pwd)/shared/data}
+OUT=${OUT:-/tmp/ner-gpu-bench}
+
+if [ "${1:-run}" = build ]; then
+    mkdir -p "$GPU/bin" "$GPU/lib"
+    for t in ner-train ner-infer; do
+        swift build -c release --static-swift-stdlib --scratch-path .build-static --product "$t" >/dev/null
+        cp .build-static/release/"$t" "$GPU/bin/"
+    done
+    # Shared libraries beyond the C runtime (OpenBLAS and its Fortran runtime, SQLite, libarchive, ...).
+    ldd "$GPU"/bin/* | awk '/=> \// {print $3}' | sort -u \
+        | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$GPU/lib"
+    du -sh "$GPU"
+    exit 0
+fi
+
+export LD_LIBRARY_PATH=$PWD/$GPU/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+BIN=$GPU/bin
+if [ ! -x "$BIN/ner-train" ]; then echo "gpu.sh: no $BIN/ner-train; run 'bench/gpu.sh build' where Swift is"; exit 0; fi
+if ! "$BIN/ner-train" --check-device >"$OUT.check" 2>&1; then
+    mkdir -p "$(dirname "$OUT")"
+    echo "gpu.sh: skipped: $(tail -1 "$OUT.check")"
+    exit 0
+fi
+mkdir -p "$OUT"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+echo "== device check"; cat "$OUT.check"
+
+echo "== training, GloVe 50d, seed 1, default settings, --device cuda"
+rm -rf "$OUT/glove-cuda"
+"$BIN/ner-train" --train "$DATA/conll2003/train.txt" --dev "$DATA/conll2003/dev.txt" \
+    --embeddings "$DATA/glove/glove.6B.50d.txt.gz" --seed 1 --device cuda --output "$OUT/glove-cuda" \
+    </dev/null >"$OUT/glove-cuda.record.json" 2>"$OUT/glove-cuda.log"
+python3 - "$OUT/glove-cuda" <<'PY'
+import json, sys
+d = sys.argv[1]
+h = [json.loads(l) for l in open(d + "/history.ndjson")]
+m = json.load(open(d + "/metrics.json"))
+for e in h:
+    print(f"  epoch {e['epoch']:2d}  loss {e['loss']:.4f}  dev F1 {100*e['dev_f1']:.2f}  {e['seconds']:.2f}s")
+secs = [e["seconds"] for e in h]
+best = m["best_epoch"]
+print(f"  best dev F1 {100*m['dev']['f1']:.2f} at epoch {best} of {m['epochs_run']}; "
+      f"median epoch {sorted(secs)[len(secs)//2]:.2f}s; {sum(secs[:best]):.1f}s to the best epoch")
+PY
+
+echo "== inference, --device cuda (tokenization included)"
+awk 'NF==0{if(l!="")print l; l=""; next} $1=="-DOCSTART-"{next} {l=l (l==""?"":" ") $1} END{if(l!="")print l}' \
+    "$DATA/conll2003/dev.txt" > "$OUT/dev-raw.txt"
+for i in $(seq 40); do cat "$OUT/dev-raw.txt"; done > "$OUT/dev-raw40.txt"
+tokens=$(wc -w < "$OUT/dev-raw40.txt")
+for threads in 4 8 16; do
+    start=$(date +%s.%N)
+    "$BIN/ner-infer" --model "$OUT/glove-cuda" --device cuda --threads "$threads" --input "$OUT/dev-raw40.txt" >"$OUT/infer.out"
+    end=$(date +%s.%N)
+    python3 -c "print(f'  {$threads:2d} threads: $tokens tokens in {$end-$start:.2f} s: {$tokens/($end-$start):,.0f} tokens/s')"
+done
+"$BIN/ner-infer" --model "$OUT/glove-cuda" --threads 16 --input "$OUT/dev-raw.txt" >"$OUT/infer-cpu.out"
+head -n "$(wc -l < "$OUT/dev-raw.txt")" "$OUT/infer.out" | cmp -s - "$OUT/infer-cpu.out" \
+    && echo "  GPU and CPU output identical on dev" || echo "  GPU and CPU output differ on dev (scores round differently?)"

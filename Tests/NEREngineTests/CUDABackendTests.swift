@@ -14,28 +14,10 @@ import Glibc
 /// orchestration and the kernels' arithmetic; speed, and NVRTC's own compiler, need a real GPU.
 /// With `NER_TEST_REAL_CUDA=1` the same tests run on the machine's GPU instead.
 @Suite(.serialized) struct CUDABackendTests {
-    /// The environment that points the backend at the stand-in (or nothing, on a real GPU); nil
-    /// when the stand-in cannot be built (no C++ compiler).
-    static let environment: [String: String]? = {
-        if ProcessInfo.processInfo.environment["NER_TEST_REAL_CUDA"] == "1" { return [:] }
-        let source = TestTools.repoRoot + "/Tests/CUDAStandIn"
-        guard let cxx = ["/usr/bin/c++", "/usr/bin/g++", "/opt/swift/usr/bin/clang++"].first(where: FileManager.default.isExecutableFile) else {
-            return nil
-        }
-        let dir = TempDir("cuda-standin")
-        let library = dir.file("libcuda-standin.so")
-        guard let built = try? run(cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-I/usr/include/x86_64-linux-gnu/openblas-pthread",
-                                         "-o", library, source + "/cuda_standin.cpp", "-lopenblas", "-ldl"]),
-              built.status == 0 else { return nil }
-        let env = ["NER_CUDA_DRIVER": library, "NER_CUBLAS": library, "NER_NVRTC": library,
-                   "NER_CUDA_STANDIN_PRELUDE": source + "/kernel_prelude.h", "NER_CUDA_STANDIN_CXX": cxx]
-        // For the in-process checks; child processes get `env` explicitly.
-        for (k, v) in env { setenv(k, v, 1) }
-        return env
-    }()
+    static let environment = CUDAStandIn.environment
 
     static func requireBackend() throws -> [String: String] {
-        try #require(environment != nil, "could not build Tests/CUDAStandIn/cuda_standin.cpp (no C++ compiler?)")
+        try #require(environment != nil, "could not build Tests/CUDAStandIn/cuda_standin.cpp: \(CUDAStandIn.problem)")
         return environment!
     }
 

@@ -75,6 +75,24 @@ struct ServeTests {
         #expect(s.stderr.contains("POST /ner 200"), "one access-log line per request: \(s.stderr)")
     }
 
+    /// `--device cuda` (on the tests' CPU stand-in for the CUDA libraries where there is no GPU):
+    /// the same entities as the CPU path, through the batcher's worker threads.
+    @Test func servesFromTheGPU() throws {
+        let env = try #require(CUDAStandIn.environment, "no CUDA stand-in: \(CUDAStandIn.problem)")
+        let s = try server(["--device", "cuda"], env: env)
+        let texts = [Self.sample, "EU rejects German call to boycott British lamb."]
+        let want = try reference(texts)
+        for (text, expected) in zip(texts, want) {
+            let reply = try s.post("/ner", Data(text.utf8), type: "text/plain")
+            #expect(reply.status == 200)
+            expectSameEntities(try #require(try JSON.parse(reply.body).arrayValue), expected, in: text)
+        }
+        let (group, statuses) = startPosts(16, to: s)
+        group.wait()
+        #expect(statuses.all == Array(repeating: 200, count: 16))
+        #expect(s.stop() == 0)
+    }
+
     @Test func modelFindsEntitiesSoOffsetChecksMeanSomething() throws {
         let texts = [Self.sample, "EU rejects German call to boycott British lamb.",
                      "Peter Blackburn of the European Commission said in Brussels on Thursday that Germany disagreed."]

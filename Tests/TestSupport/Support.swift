@@ -126,3 +126,34 @@ public func runMeasuringMemory(_ tool: String, _ args: [String], input: String, 
     let exited = status & 0x7F == 0
     return (exited ? (status >> 8) & 0xFF : -1, peak)
 }
+
+/// The CUDA libraries for tests: on a machine without a GPU, `Tests/CUDAStandIn` (a CPU stand-in
+/// for the driver, cuBLAS and NVRTC, built on first use) through the `NER_*` variables the engine
+/// reads; with `NER_TEST_REAL_CUDA=1`, the machine's own.
+public enum CUDAStandIn {
+    /// Variables for child processes (also set in this process); nil when the stand-in cannot be built.
+    public static let environment: [String: String]? = {
+        if ProcessInfo.processInfo.environment["NER_TEST_REAL_CUDA"] == "1" { return [:] }
+        let source = TestTools.repoRoot + "/Tests/CUDAStandIn"
+        guard let cxx = ["/usr/bin/c++", "/usr/bin/g++", "/opt/swift/usr/bin/clang++"].first(where: FileManager.default.isExecutableFile) else {
+            problem = "no C++ compiler"
+            return nil
+        }
+        let dir = TempDir("cuda-standin")
+        atexit { if let lib = CUDAStandIn.environment?["NER_CUBLAS"] { unlink(lib); rmdir((lib as NSString).deletingLastPathComponent) } }
+        let library = dir.file("libcuda-standin.so")
+        let built = try? run(cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-I/usr/include/x86_64-linux-gnu/openblas-pthread",
+                                   "-o", library, source + "/cuda_standin.cpp", "-lopenblas", "-ldl"])
+        guard let built, built.status == 0 else {
+            problem = "\(cxx) failed: \(built?.stderr ?? "did not run")"
+            return nil
+        }
+        let env = ["NER_CUDA_DRIVER": library, "NER_CUBLAS": library, "NER_NVRTC": library,
+                   "NER_CUDA_STANDIN_PRELUDE": source + "/kernel_prelude.h", "NER_CUDA_STANDIN_CXX": cxx]
+        for (k, v) in env { setenv(k, v, 1) }
+        return env
+    }()
+
+    /// Why `environment` is nil.
+    nonisolated(unsafe) public static var problem = ""
+}

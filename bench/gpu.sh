@@ -4,7 +4,7 @@
 # throughput on the GPU.
 #
 #   bench/gpu.sh build   where Swift is: static binaries (no Swift runtime needed) and the C
-#                        libraries they load, into .build-gpu/
+#                        libraries they load, into .build-gpu/, and all of it as .build-gpu/kit.tar.xz
 #   bench/gpu.sh [run]   on the GPU node, from the repository root (with ../shared/data or $DATA)
 #
 # GPU nodes have the NVIDIA driver and the CUDA toolkit but often no Swift, OpenBLAS or libarchive;
@@ -21,11 +21,22 @@ if [ "${1:-run}" = build ]; then
         swift build -c release --static-swift-stdlib --scratch-path .build-static --product "$t" >/dev/null
         cp .build-static/release/"$t" "$GPU/bin/"
     done
-    # Shared libraries beyond the C runtime (OpenBLAS and its Fortran runtime, SQLite, libarchive, ...).
+    # Shared libraries beyond the C and C++ runtimes (OpenBLAS and its Fortran runtime, ...). The
+    # node's own libstdc++ is kept: the CUDA libraries load it too, and an older copy would shadow it.
     ldd "$GPU"/bin/* | awk '/=> \// {print $3}' | sort -u \
-        | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$GPU/lib"
-    du -sh "$GPU"
+        | grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$GPU/lib"
+    # One compressed kit of stripped binaries and libraries (about 55 MB), to copy to the node.
+    rm -rf "$GPU/kit" && mkdir -p "$GPU/kit" && cp -r "$GPU/bin" "$GPU/lib" "$GPU/kit/" && strip "$GPU"/kit/bin/*
+    python3 -c 'import sys, tarfile; t = tarfile.open(sys.argv[1], "w:xz", preset=9); t.add(sys.argv[2], arcname="."); t.close()' \
+        "$GPU/kit.tar.xz" "$GPU/kit"
+    rm -rf "$GPU/kit"
+    ls -l "$GPU/kit.tar.xz"
     exit 0
+fi
+
+# On the node: unpack the kit if only it was copied.
+if [ ! -x "$GPU/bin/ner-train" ] && [ -f "$GPU/kit.tar.xz" ]; then
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$GPU/kit.tar.xz" "$GPU"
 fi
 
 export LD_LIBRARY_PATH=$PWD/$GPU/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

@@ -176,7 +176,12 @@ final class CUDARuntime: @unchecked Sendable {
         return address
     }
 
-    func free(_ address: DeviceAddress) { _ = cuMemFree(address) }
+    /// Frees device memory; callable from any thread (a model released after a reload is freed
+    /// wherever its last reference goes), so it makes the context current first.
+    func free(_ address: DeviceAddress) {
+        _ = cuCtxSetCurrent(context)
+        _ = cuMemFree(address)
+    }
 
     func upload(_ source: UnsafeRawPointer, to address: DeviceAddress, bytes: Int) throws {
         if bytes > 0 { try check(cuMemcpyHtoD(address, source, bytes), "copying to the GPU") }

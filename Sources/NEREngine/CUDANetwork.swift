@@ -32,6 +32,8 @@ final class CUDANetwork: @unchecked Sendable {
     private let gates: [DeviceScratch], cells: [DeviceScratch], tanhCells: [DeviceScratch]
     private let crfTab, crfWork, losses, partial, stats: DeviceScratch
     private let decoded: DeviceScratch
+    /// The gradient block of `gradients` (the parity checks), apart from training's.
+    private lazy var dGradsForCheck = DeviceScratch(runtime)
 
     /// Where each id array starts in the packed batch upload.
     private struct InputOffsets { var words = 0, casing = 0, tags = 0, charStarts = 0, charToken = 0, chars = 0, slot = 0, ids = 0 }
@@ -306,7 +308,6 @@ final class CUDANetwork: @unchecked Sendable {
         try lossValues.withUnsafeMutableBufferPointer { try download(losses, to: $0.baseAddress!, count: n) }
         return (lossValues.reduce(0, +), dense, dx)
     }
-    private lazy var dGradsForCheck = DeviceScratch(runtime)
 
     /// One optimisation step: forward with dropout, backward at 1/n scale, clipping to `clip`, then
     /// Adam (or SGD) on the dense block and the touched word vectors. `step` is the optimizer's

@@ -216,6 +216,19 @@ extern "C" __global__ void crf_tables(int k, const float* __restrict__ trans, co
 }
 NER_LAUNCHER(crf_tables)
 
+// Sentence i's part of the CRF work area: alpha, beta and exp(emission - max) (T·k each) and the
+// T + 1 step normalisers. Viterbi uses the same area for its scores and back-pointers.
+struct CRFWork { double *al, *be, *ex, *s; };
+
+__device__ CRFWork crf_work(double* work, int i, int T, int k) {
+    CRFWork w;
+    w.al = work + (long long)i * (3 * T * k + T + 1);
+    w.be = w.al + T * k;
+    w.ex = w.be + T * k;
+    w.s = w.ex + T * k;
+    return w;
+}
+
 // Forward-backward for sentence i in probability space with per-step normalisation, as
 // CRFScratch.forwardBackward: leaves normalised alpha and beta (T·k each), exp(emission - max) and
 // the step normalisers s in this sentence's work area; returns log Z.
@@ -280,10 +293,8 @@ extern "C" __global__ void crf_forward_backward(int n, int T, int k, const float
     ITEM;
     if (item >= n) return;
     int i = item;
-    double* al = work + (long long)i * (3 * T * k + T + 1);
-    double* be = al + T * k;
-    double* ex = be + T * k;
-    double* s = ex + T * k;
+    CRFWork w = crf_work(work, i, T, k);
+    double *al = w.al, *be = w.be, *ex = w.ex, *s = w.s;
     double logZ = crf_alpha_beta(i, n, T, k, e, tab, al, be, ex, s);
     const double* expTrans = tab;
     const double* logTrans = tab + k * k + 2 * k;
@@ -335,7 +346,7 @@ extern "C" __global__ void crf_viterbi(int n, int T, int k, const float* __restr
     const double* logTrans = tab + k * k + 2 * k;
     const double* logStart = logTrans + k * k;
     const double* logEnd = logStart + k;
-    double* score = work + (long long)i * (3 * T * k + T + 1);
+    double* score = crf_work(work, i, T, k).al;
     double* back = score + 2 * k;
     for (int b = 0; b < k; b++) score[b] = logStart[b] + (double)e[(long long)i * k + b];
     for (int t = 1; t < T; t++) {
@@ -374,11 +385,9 @@ extern "C" __global__ void crf_marginals(int n, int T, int k, const float* __res
     ITEM;
     if (item >= n) return;
     int i = item;
-    double* al = work + (long long)i * (3 * T * k + T + 1);
-    double* be = al + T * k;
-    double* ex = be + T * k;
-    double* s = ex + T * k;
-    crf_alpha_beta(i, n, T, k, e, tab, al, be, ex, s);
+    CRFWork w = crf_work(work, i, T, k);
+    double *al = w.al, *be = w.be;
+    crf_alpha_beta(i, n, T, k, e, tab, al, be, w.ex, w.s);
     for (int t = 0; t < T; t++) {
         int b = path[t * n + i];
         scores[t * n + i] = (float)(al[t * k + b] * be[t * k + b]);

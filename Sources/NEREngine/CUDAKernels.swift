@@ -9,10 +9,13 @@ enum CUDAKernel: String, CaseIterable {
     case lstmStep = "lstm_step"
     case lstmStepBackward = "lstm_step_backward"
     case columnSums = "column_sums"
-    case charBackward = "char_backward"
-    case scatterWordRows = "scatter_word_rows"
+    case charBackwardColumns = "char_backward_columns"
+    case charBackwardWeights = "char_backward_weights"
+    case charBackwardEmbeddings = "char_backward_embeddings"
+    case gatherWordRows = "gather_word_rows"
     case crfTables = "crf_tables"
     case crfForwardBackward = "crf_forward_backward"
+    case crfGradientSums = "crf_gradient_sums"
     case crfViterbi = "crf_viterbi"
     case crfMarginals = "crf_marginals"
     case sumSquares = "sum_squares"
@@ -28,8 +31,9 @@ enum CUDAKernel: String, CaseIterable {
 /// CUDA C for NVRTC. The layouts are the CPU path's (`Network.swift`): rows are time-major
 /// (row t·n + i is token t of sentence i), matrices row-major. Elementwise kernels take one thread
 /// per item; the CRF takes one thread per sentence, in double, with the CPU path's arithmetic in the
-/// same order, so both devices decode the same paths. No kernel uses shared memory or barriers,
-/// which keeps them runnable one thread at a time by the tests' CPU stand-in for the GPU.
+/// same order, so both devices decode the same paths. Gradients are gathered, never scattered with
+/// atomic adds, so a GPU run repeats exactly. No kernel uses shared memory or barriers, which keeps
+/// them runnable one thread at a time by the tests' CPU stand-in for the GPU.
 enum CUDAKernels {
     static let source = #"""
 #ifndef NER_LAUNCHER
@@ -168,40 +172,71 @@ extern "C" __global__ void column_sums(int rows, int cols, const float* __restri
 }
 NER_LAUNCHER(column_sums)
 
-// Backward through the max-pool, convolution and character embeddings: only each filter's
-// winning position receives gradient.
-extern "C" __global__ void char_backward(int rows, int f, int d, int dw, int dc, int win, const int* __restrict__ charStarts,
-                                         const int* __restrict__ chars, const int* __restrict__ argmax,
-                                         const float* __restrict__ cols, const float* __restrict__ w,
-                                         const float* __restrict__ dx, float* dW, float* dB, float* dEmb) {
+// Backward through the max-pool and the convolution, in three gathers rather than scatters: no
+// atomic adds, so a GPU run's sums come out in the same order every time. Only each filter's
+// winning position receives gradient. First, the im2col rows' gradient: dCols[pos][q].
+extern "C" __global__ void char_backward_columns(int total, int f, int d, int dw, int width, const int* __restrict__ charToken,
+                                                 const int* __restrict__ argmax, const float* __restrict__ dx,
+                                                 const float* __restrict__ w, float* __restrict__ dCols) {
     ITEM;
-    if (item >= rows * f) return;
-    int tok = item / f, j = item % f, width = win * dc, half = win / 2;
-    float gv = dx[(long long)tok * d + dw + j];
-    if (gv == 0.f) return;
-    int at = argmax[item], lo = charStarts[tok], hi = charStarts[tok + 1];
-    atomicAdd(dB + j, gv);
-    const float* src = cols + (long long)at * width;
-    for (int q = 0; q < width; q++) atomicAdd(dW + j * width + q, gv * src[q]);
-    for (int wi = 0; wi < win; wi++) {
-        int pos = at + wi - half;
-        if (pos < lo || pos >= hi) continue;
-        float* e = dEmb + chars[pos] * dc;
-        const float* wr = w + j * width + wi * dc;
-        for (int q = 0; q < dc; q++) atomicAdd(e + q, gv * wr[q]);
+    if (item >= total * width) return;
+    int pos = item / width, q = item % width, tok = charToken[pos];
+    float acc = 0.f;
+    for (int j = 0; j < f; j++) {
+        if (argmax[tok * f + j] == pos) acc += dx[(long long)tok * d + dw + j] * w[j * width + q];
     }
+    dCols[item] = acc;
 }
-NER_LAUNCHER(char_backward)
+NER_LAUNCHER(char_backward_columns)
 
-// Adds each row's word-column gradient into its word's slot among the words the batch touched.
-extern "C" __global__ void scatter_word_rows(int rows, int dw, int d, const int* __restrict__ slot, const float* __restrict__ dx,
-                                             float* wordGrads) {
+// The filters' gradient: dW[j][q] (q < width) and dB[j] (q == width), summed over the tokens in order.
+extern "C" __global__ void char_backward_weights(int rows, int f, int d, int dw, int width, const int* __restrict__ argmax,
+                                                 const float* __restrict__ dx, const float* __restrict__ cols,
+                                                 float* __restrict__ dW, float* __restrict__ dB) {
     ITEM;
-    if (item >= rows * dw) return;
-    int row = item / dw, j = item % dw;
-    atomicAdd(wordGrads + (long long)slot[row] * dw + j, dx[(long long)row * d + j]);
+    if (item >= f * (width + 1)) return;
+    int j = item / (width + 1), q = item % (width + 1);
+    float acc = 0.f;
+    for (int tok = 0; tok < rows; tok++) {
+        float gv = dx[(long long)tok * d + dw + j];
+        if (gv != 0.f) acc += q == width ? gv : gv * cols[(long long)argmax[tok * f + j] * width + q];
+    }
+    if (q == width) dB[j] += acc; else dW[j * width + q] += acc;
 }
-NER_LAUNCHER(scatter_word_rows)
+NER_LAUNCHER(char_backward_weights)
+
+// The character embeddings' gradient: for each distinct character v of the batch (id ids[v], at
+// the positions positions[starts[v]..<starts[v+1]]), the im2col entries it was copied into.
+extern "C" __global__ void char_backward_embeddings(int distinct, int dc, int win, const int* __restrict__ ids,
+                                                    const int* __restrict__ starts, const int* __restrict__ positions,
+                                                    const int* __restrict__ charToken, const int* __restrict__ charStarts,
+                                                    const float* __restrict__ dCols, float* __restrict__ dEmb) {
+    ITEM;
+    if (item >= distinct * dc) return;
+    int v = item / dc, q = item % dc, width = win * dc, half = win / 2;
+    float acc = 0.f;
+    for (int o = starts[v]; o < starts[v + 1]; o++) {
+        int src = positions[o], tok = charToken[src], lo = charStarts[tok], hi = charStarts[tok + 1];
+        for (int wi = 0; wi < win; wi++) {
+            int pos = src + half - wi;
+            if (pos >= lo && pos < hi) acc += dCols[(long long)pos * width + wi * dc + q];
+        }
+    }
+    dEmb[ids[v] * dc + q] += acc;
+}
+NER_LAUNCHER(char_backward_embeddings)
+
+// Each touched word's vector gradient: the sum, in row order, of the rows rows[starts[u]..<starts[u+1]].
+extern "C" __global__ void gather_word_rows(int distinct, int dw, int d, const int* __restrict__ starts, const int* __restrict__ rows,
+                                            const float* __restrict__ dx, float* __restrict__ wordGrads) {
+    ITEM;
+    if (item >= distinct * dw) return;
+    int u = item / dw, j = item % dw;
+    float acc = 0.f;
+    for (int o = starts[u]; o < starts[u + 1]; o++) acc += dx[(long long)rows[o] * d + j];
+    wordGrads[item] = acc;
+}
+NER_LAUNCHER(gather_word_rows)
 
 // The CRF's tables from its current weights: exp and log of the transition, start and end scores,
 // 0 and -inf where `allowed` forbids. Layout of tab: exp(trans k·k, start k, end k), then the logs.
@@ -285,17 +320,21 @@ __device__ double crf_alpha_beta(int i, int n, int T, int k, const float* e, con
 }
 
 // Loss (log Z minus the gold path's score) and, times `scale`, its gradients: emissions into dE,
-// transitions, start and end accumulated. One thread per sentence.
+// the sentence's transition, start and end gradients into its slice of `partial`. One thread per sentence.
 extern "C" __global__ void crf_forward_backward(int n, int T, int k, const float* __restrict__ e, const int* __restrict__ tags,
                                                 const double* __restrict__ tab, float scale, double* __restrict__ work,
-                                                float* __restrict__ dE, float* dTrans, float* dStart, float* dEnd,
-                                                double* __restrict__ loss) {
+                                                float* __restrict__ dE, float* __restrict__ partial, double* __restrict__ loss) {
     ITEM;
     if (item >= n) return;
     int i = item;
     CRFWork w = crf_work(work, i, T, k);
     double *al = w.al, *be = w.be, *ex = w.ex, *s = w.s;
     double logZ = crf_alpha_beta(i, n, T, k, e, tab, al, be, ex, s);
+    // This sentence's transition, start and end gradients, summed over sentences by crf_gradient_sums.
+    float* dTrans = partial + (long long)i * (k * k + 2 * k);
+    float* dStart = dTrans + k * k;
+    float* dEnd = dStart + k;
+    for (int q = 0; q < k * k + 2 * k; q++) dTrans[q] = 0.f;
     const double* expTrans = tab;
     const double* logTrans = tab + k * k + 2 * k;
     const double* logStart = logTrans + k * k;
@@ -309,10 +348,10 @@ extern "C" __global__ void crf_forward_backward(int n, int T, int k, const float
             if (prev[a] == 0.0) continue;
             for (int b = 0; b < k; b++) {
                 double tr = expTrans[a * k + b];
-                if (tr != 0.0) atomicAdd(dTrans + a * k + b, scale * (float)(prev[a] * tr * en[b] * cur[b] / sn));
+                if (tr != 0.0) dTrans[a * k + b] += scale * (float)(prev[a] * tr * en[b] * cur[b] / sn);
             }
         }
-        atomicAdd(dTrans + tags[(t - 1) * n + i] * k + tags[t * n + i], -scale);
+        dTrans[tags[(t - 1) * n + i] * k + tags[t * n + i]] -= scale;
     }
     double goldScore = 0.0;
     for (int t = 0; t < T; t++) {
@@ -327,14 +366,28 @@ extern "C" __global__ void crf_forward_backward(int n, int T, int k, const float
     int g0 = tags[i], gl = tags[(T - 1) * n + i];
     goldScore += logStart[g0] + logEnd[gl];
     for (int b = 0; b < k; b++) {
-        atomicAdd(dStart + b, scale * (float)(al[b] * be[b]));
-        atomicAdd(dEnd + b, scale * (float)(al[(T - 1) * k + b] * be[(T - 1) * k + b]));
+        dStart[b] += scale * (float)(al[b] * be[b]);
+        dEnd[b] += scale * (float)(al[(T - 1) * k + b] * be[(T - 1) * k + b]);
     }
-    atomicAdd(dStart + g0, -scale);
-    atomicAdd(dEnd + gl, -scale);
+    dStart[g0] -= scale;
+    dEnd[gl] -= scale;
     loss[i] = logZ - goldScore;
 }
 NER_LAUNCHER(crf_forward_backward)
+
+// The CRF weights' gradients: the sentences' partials summed in sentence order, added to the block.
+extern "C" __global__ void crf_gradient_sums(int n, int k, const float* __restrict__ partial, float* __restrict__ dTrans,
+                                             float* __restrict__ dStart, float* __restrict__ dEnd) {
+    ITEM;
+    int m = k * k + 2 * k;
+    if (item >= m) return;
+    float acc = 0.f;
+    for (int i = 0; i < n; i++) acc += partial[(long long)i * m + item];
+    if (item < k * k) dTrans[item] += acc;
+    else if (item < k * k + k) dStart[item - k * k] += acc;
+    else dEnd[item - k * k - k] += acc;
+}
+NER_LAUNCHER(crf_gradient_sums)
 
 // The best path of sentence i (Viterbi in log space, ties to the lower tag, as on the CPU), into
 // path[t·n + i]. work: 2k doubles of scores and T·k back-pointers (as doubles) per sentence.

@@ -19,10 +19,11 @@ final class CUDANetwork: @unchecked Sendable {
     private var wordGrads: DeviceScratch?
 
     // The batch.
-    private(set) var n = 0, length = 0, totalChars = 0, uniqueWords = 0
+    private(set) var n = 0, length = 0, totalChars = 0, uniqueWords = 0, uniqueChars = 0
     var rows: Int { n * length }
     private var staging: [Int32] = []
-    private var slotOfWord: [Int32] = []
+    /// Per word (per character) id, its slot among the batch's distinct ones, -1 between batches.
+    private var slotOfWord: [Int32], slotOfChar: [Int32]
     private let inputs: DeviceScratch
     private var at = InputOffsets()
     private var dropoutUsed = false
@@ -30,13 +31,18 @@ final class CUDANetwork: @unchecked Sendable {
     // Device buffers, grown to the largest batch and reused.
     private let x, maskX, cols, convOut, argmax, hcat, maskH, hdrop, emissions, dEmissions, dH, dGates, dX, dhRec, dcRec: DeviceScratch
     private let gates: [DeviceScratch], cells: [DeviceScratch], tanhCells: [DeviceScratch]
-    private let crfTab, crfWork, losses, partial, stats: DeviceScratch
+    private let crfTab, crfWork, crfPartial, losses, partial, stats, dCols: DeviceScratch
     private let decoded: DeviceScratch
     /// The gradient block of `gradients` (the parity checks), apart from training's.
     private lazy var dGradsForCheck = DeviceScratch(runtime)
 
     /// Where each id array starts in the packed batch upload.
-    private struct InputOffsets { var words = 0, casing = 0, tags = 0, charStarts = 0, charToken = 0, chars = 0, slot = 0, ids = 0 }
+    private struct InputOffsets {
+        var words = 0, casing = 0, tags = 0, charStarts = 0, charToken = 0, chars = 0
+        // For the backward pass: the distinct words (ids) with their rows (slotStarts, slotRows), and
+        // the distinct characters (charIds) with their positions (charPosStarts, charPositions).
+        var ids = 0, slotStarts = 0, slotRows = 0, charIds = 0, charPosStarts = 0, charPositions = 0
+    }
 
     /// Parts of the first stage of the gradient-norm reduction.
     private static let normParts = 4096
@@ -46,13 +52,16 @@ final class CUDANetwork: @unchecked Sendable {
         config = p.config
         layout = p.layout
         self.tagSet = tagSet
+        slotOfWord = [Int32](repeating: -1, count: config.wordVocab)
+        slotOfChar = [Int32](repeating: -1, count: max(config.charVocab, 1))
         func buffer(_ size: Int = 4) -> DeviceScratch { DeviceScratch(runtime, elementSize: size) }
         dense = buffer(); words = buffer(); allowed = buffer(); inputs = buffer()
         x = buffer(); maskX = buffer(); cols = buffer(); convOut = buffer(); argmax = buffer(); hcat = buffer()
         maskH = buffer(); hdrop = buffer(); emissions = buffer(); dEmissions = buffer(); dH = buffer(); dGates = buffer()
         dX = buffer(); dhRec = buffer(); dcRec = buffer()
         gates = [buffer(), buffer()]; cells = [buffer(), buffer()]; tanhCells = [buffer(), buffer()]
-        crfTab = buffer(8); crfWork = buffer(8); losses = buffer(8); partial = buffer(8); stats = buffer(8)
+        crfTab = buffer(8); crfWork = buffer(8); crfPartial = buffer(); losses = buffer(8); partial = buffer(8); stats = buffer(8)
+        dCols = buffer()
         decoded = buffer()
         try runtime.bind()
         try upload(p.dense, to: dense, count: layout.total)
@@ -80,7 +89,6 @@ final class CUDANetwork: @unchecked Sendable {
         try upload(opt.v, to: v!, count: dn)
         try upload(opt.wm, to: wm!, count: wn)
         try upload(opt.wv, to: wv!, count: wn)
-        slotOfWord = [Int32](repeating: -1, count: config.wordVocab)
     }
 
     /// Copies the weights (and, when training, the optimizer's moments) back to the host.
@@ -100,8 +108,9 @@ final class CUDANetwork: @unchecked Sendable {
     // MARK: The batch on the device
 
     /// Packs the sentences' ids (time-major, as `Workspace.load`) into one array and uploads it.
-    /// `wordSlots` also numbers the distinct words, for the sparse word-vector update.
-    private func load(_ batch: [EncodedSentence], wordSlots: Bool) throws {
+    /// `backward` also lists the distinct words and characters with where each occurs, so the
+    /// backward pass gathers their gradients instead of scattering them.
+    private func load(_ batch: [EncodedSentence], backward: Bool) throws {
         n = batch.count
         length = batch.first?.count ?? 0
         let r = rows
@@ -131,25 +140,49 @@ final class CUDANetwork: @unchecked Sendable {
         for t in 0..<length {
             for s in batch { staging.append(contentsOf: s.chars[Int(s.charStarts[t])..<Int(s.charStarts[t + 1])]) }
         }
-        at.slot = staging.count
-        at.ids = staging.count
-        uniqueWords = 0
-        if wordSlots {
-            var ids: [Int32] = []
-            for row in 0..<r {
-                let w = Int(staging[at.words + row])
-                if slotOfWord[w] < 0 {
-                    slotOfWord[w] = Int32(ids.count)
-                    ids.append(Int32(w))
-                }
-                staging.append(slotOfWord[w])
-            }
-            for w in ids { slotOfWord[Int(w)] = -1 }
-            at.ids = staging.count
-            staging.append(contentsOf: ids)
-            uniqueWords = ids.count
+        (uniqueWords, uniqueChars) = (0, 0)
+        if backward {
+            (at.ids, at.slotStarts, at.slotRows, uniqueWords) = appendOccurrences(from: at.words, count: r, slots: &slotOfWord)
+            (at.charIds, at.charPosStarts, at.charPositions, uniqueChars) =
+                appendOccurrences(from: at.chars, count: totalChars, slots: &slotOfChar)
         }
         try staging.withUnsafeBufferPointer { try upload($0.baseAddress!, to: inputs, count: $0.count) }
+    }
+
+    /// Appends, for the `count` ids starting at `from` in `staging`: the distinct ids in order of
+    /// first appearance, then per distinct id the start of its run of positions (plus an end), then
+    /// the positions, grouped by id and ascending. Returns the three offsets and the distinct count.
+    private func appendOccurrences(from: Int, count: Int, slots: inout [Int32]) -> (ids: Int, starts: Int, positions: Int, distinct: Int) {
+        let idsAt = staging.count
+        var perSlot: [Int32] = []
+        for q in 0..<count {
+            let id = Int(staging[from + q])
+            if slots[id] < 0 {
+                slots[id] = Int32(perSlot.count)
+                staging.append(Int32(id))
+                perSlot.append(0)
+            }
+            perSlot[Int(slots[id])] += 1
+        }
+        let distinct = perSlot.count
+        let startsAt = staging.count
+        var next = [Int32](repeating: 0, count: distinct)
+        var total: Int32 = 0
+        for u in 0..<distinct {
+            staging.append(total)
+            next[u] = total
+            total += perSlot[u]
+        }
+        staging.append(total)
+        let positionsAt = staging.count
+        staging.append(contentsOf: repeatElement(0, count: count))
+        for q in 0..<count {
+            let u = Int(slots[Int(staging[from + q])])
+            staging[positionsAt + Int(next[u])] = Int32(q)
+            next[u] += 1
+        }
+        for u in 0..<distinct { slots[Int(staging[idsAt + u])] = -1 }
+        return (idsAt, startsAt, positionsAt, distinct)
     }
 
     private func input(_ offset: Int) -> KernelArgument { .address(inputs.at(offset)) }
@@ -240,9 +273,11 @@ final class CUDANetwork: @unchecked Sendable {
         func g(_ t: TensorSpec) -> DeviceAddress { grads + f4 * DeviceAddress(t.offset) }
         let (tab, work) = try crfTables()
         let de = try dEmissions.reserve(r * k)
+        let part = try crfPartial.reserve(n * (k * k + 2 * k))
         try rt.launch(.crfForwardBackward, items: n, .int(n), .int(length), .int(k), .address(emissions.address), input(at.tags),
-                      .address(tab), .float(scale), .address(work), .address(de), .address(g(l.trans)), .address(g(l.start)),
-                      .address(g(l.end)), .address(losses.reserve(n)))
+                      .address(tab), .float(scale), .address(work), .address(de), .address(part), .address(losses.reserve(n)))
+        try rt.launch(.crfGradientSums, items: k * k + 2 * k, .int(n), .int(k), .address(part), .address(g(l.trans)),
+                      .address(g(l.start)), .address(g(l.end)))
         let hd = dropoutUsed ? hdrop.address : hcat.address
         try rt.gemm(true, false, k, 2 * h, r, de, k, hd, 2 * h, 1, g(l.outW), 2 * h)
         try rt.launch(.columnSums, items: k, .int(r), .int(k), .address(de), .address(g(l.outB)))
@@ -253,10 +288,15 @@ final class CUDANetwork: @unchecked Sendable {
         for dir in 0..<2 { try lstmBackward(dir: dir, grads: grads) }
         if dropoutUsed { try rt.launch(.multiply, items: r * d, .int(r * d), .address(dx), .address(maskX.address), .address(dx)) }
         if c.charDim > 0 {
-            try rt.launch(.charBackward, items: r * c.charFilters, .int(r), .int(c.charFilters), .int(d), .int(c.wordDim),
-                          .int(c.charDim), .int(c.charWindow), input(at.charStarts), input(at.chars), .address(argmax.address),
-                          .address(cols.address), .address(weight(l.convW)), .address(dx), .address(g(l.convW)),
-                          .address(g(l.convB)), .address(g(l.charEmb)))
+            let f = c.charFilters, dw = c.wordDim, width = c.charWindow * c.charDim, total = totalChars
+            let dc = try dCols.reserve(total * width)
+            try rt.launch(.charBackwardColumns, items: total * width, .int(total), .int(f), .int(d), .int(dw), .int(width),
+                          input(at.charToken), .address(argmax.address), .address(dx), .address(weight(l.convW)), .address(dc))
+            try rt.launch(.charBackwardWeights, items: f * (width + 1), .int(r), .int(f), .int(d), .int(dw), .int(width),
+                          .address(argmax.address), .address(dx), .address(cols.address), .address(g(l.convW)), .address(g(l.convB)))
+            try rt.launch(.charBackwardEmbeddings, items: uniqueChars * c.charDim, .int(uniqueChars), .int(c.charDim),
+                          .int(c.charWindow), input(at.charIds), input(at.charPosStarts), input(at.charPositions),
+                          input(at.charToken), input(at.charStarts), .address(dc), .address(g(l.charEmb)))
         }
     }
 
@@ -295,7 +335,7 @@ final class CUDANetwork: @unchecked Sendable {
     /// gradient.
     func gradients(_ batch: [EncodedSentence]) throws -> (loss: Double, dense: [Float], wordRows: [Float]) {
         try runtime.bind()
-        try load(batch, wordSlots: false)
+        try load(batch, backward: true)
         let dn = layout.total, grads = try dGradsForCheck.zeroed(dn)
         try forward(dropout: 0, seed: 0)
         try backward(scale: 1, grads: grads)
@@ -318,14 +358,14 @@ final class CUDANetwork: @unchecked Sendable {
         guard let grads, let m, let v, let wm, let wv, let wordGrads else { preconditionFailure("enableTraining first") }
         let rt = runtime, dn = layout.total, dw = config.wordDim
         try rt.bind()
-        try load(batch, wordSlots: true)
+        try load(batch, backward: true)
         try grads.zeroed(dn)
         try forward(dropout: dropout, seed: seed)
         try backward(scale: 1 / Float(n), grads: grads.address)
-        let u = uniqueWords, r = rows
-        try wordGrads.zeroed(u * dw)
-        try rt.launch(.scatterWordRows, items: r * dw, .int(r), .int(dw), .int(config.inputDim), input(at.slot),
-                      .address(dX.address), .address(wordGrads.address))
+        let u = uniqueWords
+        try wordGrads.reserve(u * dw)
+        try rt.launch(.gatherWordRows, items: u * dw, .int(u), .int(dw), .int(config.inputDim), input(at.slotStarts),
+                      input(at.slotRows), .address(dX.address), .address(wordGrads.address))
         let parts = CUDANetwork.normParts
         let part = try partial.zeroed(parts * 2)
         try rt.launch(.sumSquares, items: parts, .int(dn), .int(parts), .address(grads.address), .address(part))
@@ -354,7 +394,7 @@ final class CUDANetwork: @unchecked Sendable {
     func decode(_ batch: [EncodedSentence]) throws -> (tags: [[Int32]], scores: [[Float]]) {
         let rt = runtime, k = config.tagCount
         try rt.bind()
-        try load(batch, wordSlots: false)
+        try load(batch, backward: false)
         try forward(dropout: 0, seed: 0)
         let (tab, work) = try crfTables()
         let r = rows, out = try decoded.reserve(2 * r)

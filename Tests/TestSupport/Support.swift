@@ -142,8 +142,11 @@ public enum CUDAStandIn {
         let dir = TempDir("cuda-standin")
         atexit { if let lib = CUDAStandIn.environment?["NER_CUBLAS"] { unlink(lib); rmdir((lib as NSString).deletingLastPathComponent) } }
         let library = dir.file("libcuda-standin.so")
-        let built = try? run(cxx, ["-std=c++17", "-O2", "-shared", "-fPIC", "-I/usr/include/x86_64-linux-gnu/openblas-pthread",
-                                   "-o", library, source + "/cuda_standin.cpp", "-lopenblas", "-ldl"])
+        // cblas.h lives where the distribution's OpenBLAS package puts it.
+        let cflags = (try? run("/usr/bin/pkg-config", ["--cflags", "openblas"]))
+            .map { $0.stdout.split(whereSeparator: \.isWhitespace).map(String.init) } ?? []
+        let built = try? run(cxx, ["-std=c++17", "-O2", "-shared", "-fPIC"] + cflags
+                                   + ["-o", library, source + "/cuda_standin.cpp", "-lopenblas", "-ldl"])
         guard let built, built.status == 0 else {
             problem = "\(cxx) failed: \(built?.stderr ?? "did not run")"
             return nil

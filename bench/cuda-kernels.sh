@@ -55,6 +55,7 @@ open(sys.argv[3], "wb").write(ptx.value)
 print(f"NVRTC compute_{sys.argv[4]}: {ptx.value.count(b'.entry')} kernels, {size.value} bytes of PTX")
 PY
     "$PTXAS" --gpu-name "sm_$arch" -v "$WORK/ner_kernels.$arch.ptx" -o "$WORK/ner_kernels.$arch.cubin" 2>&1 \
-        | awk '/Compiling entry/{k=$(NF-2)} /Used [0-9]+ registers/{print "  " k, $0}' | sed "s/ptxas info    : //" | sort -u
+        | awk '/Compiling entry/{k=$(NF-2)} /spill stores/{s=$0} /Used [0-9]+ registers/{print "  " k, $0 ";" s}' \
+        | sed -e "s/ptxas info    : //" -e "s/  *[0-9]* bytes stack frame, / /" | sort -u
     echo "ptxas sm_$arch: ok"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's figures on a GPU node: the device check, CoNLL-2003 training (time per epoch
-# and to the best dev F1, beside the 2-core CPU run of the same configuration) and ner-infer's
-# throughput on the GPU.
+# and to the best dev F1; the CPU run of the same configuration is `bench/train-conll.sh glove`)
+# and ner-infer's throughput on the GPU.
 #
 #   bench/gpu.sh build   where Swift is: static binaries (no Swift runtime needed) and the C
 #                        libraries they load, into .build-gpu/, and all of it as .build-gpu/kit.tar.xz
@@ -11,6 +11,7 @@
 # everything else the binaries need travels in .build-gpu/. Without a GPU, `run` says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.bash
 GPU=.build-gpu
 DATA=${DATA:-$(cd .. && pwd)/shared/data}
 OUT=${OUT:-/tmp/ner-gpu-bench}
@@ -25,7 +26,7 @@ if [ "${1:-run}" = build ]; then
     # node's own libstdc++ is kept: the CUDA libraries load it too, and an older copy would shadow it.
     ldd "$GPU"/bin/* | awk '/=> \// {print $3}' | sort -u \
         | grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$GPU/lib"
-    # One compressed kit of stripped binaries and libraries (about 55 MB), to copy to the node.
+    # One compressed kit of stripped binaries and libraries (about 30 MB), to copy to the node.
     rm -rf "$GPU/kit" && mkdir -p "$GPU/kit" && cp -r "$GPU/bin" "$GPU/lib" "$GPU/kit/" && strip "$GPU"/kit/bin/*
     python3 -c 'import sys, tarfile; t = tarfile.open(sys.argv[1], "w:xz", preset=9); t.add(sys.argv[2], arcname="."); t.close()' \
         "$GPU/kit.tar.xz" "$GPU/kit"
@@ -42,36 +43,23 @@ fi
 export LD_LIBRARY_PATH=$PWD/$GPU/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BIN=$GPU/bin
 if [ ! -x "$BIN/ner-train" ]; then echo "gpu.sh: no $BIN/ner-train; run 'bench/gpu.sh build' where Swift is"; exit 0; fi
-if ! "$BIN/ner-train" --check-device >"$OUT.check" 2>&1; then
-    mkdir -p "$(dirname "$OUT")"
-    echo "gpu.sh: skipped: $(tail -1 "$OUT.check")"
-    exit 0
-fi
 mkdir -p "$OUT"
+status=0
+"$BIN/ner-train" --check-device >"$OUT/check.ndjson" 2>&1 || status=$?
+if [ "$status" = 69 ]; then echo "gpu.sh: skipped: $(tail -1 "$OUT/check.ndjson")"; exit 0; fi
+if [ "$status" != 0 ]; then echo "gpu.sh: the device check failed:"; cat "$OUT/check.ndjson"; exit 1; fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-echo "== device check"; cat "$OUT.check"
+echo "== device check"; cat "$OUT/check.ndjson"
 
 echo "== training, GloVe 50d, seed 1, default settings, --device cuda"
 rm -rf "$OUT/glove-cuda"
 "$BIN/ner-train" --train "$DATA/conll2003/train.txt" --dev "$DATA/conll2003/dev.txt" \
     --embeddings "$DATA/glove/glove.6B.50d.txt.gz" --seed 1 --device cuda --output "$OUT/glove-cuda" \
     </dev/null >"$OUT/glove-cuda.record.json" 2>"$OUT/glove-cuda.log"
-python3 - "$OUT/glove-cuda" <<'PY'
-import json, sys
-d = sys.argv[1]
-h = [json.loads(l) for l in open(d + "/history.ndjson")]
-m = json.load(open(d + "/metrics.json"))
-for e in h:
-    print(f"  epoch {e['epoch']:2d}  loss {e['loss']:.4f}  dev F1 {100*e['dev_f1']:.2f}  {e['seconds']:.2f}s")
-secs = [e["seconds"] for e in h]
-best = m["best_epoch"]
-print(f"  best dev F1 {100*m['dev']['f1']:.2f} at epoch {best} of {m['epochs_run']}; "
-      f"median epoch {sorted(secs)[len(secs)//2]:.2f}s; {sum(secs[:best]):.1f}s to the best epoch")
-PY
+history_summary "$OUT/glove-cuda"
 
 echo "== inference, --device cuda (tokenization included)"
-awk 'NF==0{if(l!="")print l; l=""; next} $1=="-DOCSTART-"{next} {l=l (l==""?"":" ") $1} END{if(l!="")print l}' \
-    "$DATA/conll2003/dev.txt" > "$OUT/dev-raw.txt"
+conll_raw "$DATA/conll2003/dev.txt" > "$OUT/dev-raw.txt"
 for i in $(seq 40); do cat "$OUT/dev-raw.txt"; done > "$OUT/dev-raw40.txt"
 tokens=$(wc -w < "$OUT/dev-raw40.txt")
 for threads in 4 8 16; do

@@ -9,6 +9,7 @@
 # seed 1, 2 threads. On a shared machine, read the timings with the load average printed beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.bash
 DATA=${DATA:-$(cd .. && pwd)/shared/data}
 OUT=${OUT:-/tmp/ner-bench}
 THREADS=${THREADS:-2}
@@ -26,16 +27,7 @@ train() {  # name, extra flags...
     /usr/bin/time -v -o "$OUT/$name.time" nice -n 5 "$BIN/ner-train" \
         --train "$DATA/conll2003/train.txt" --dev "$DATA/conll2003/dev.txt" \
         --seed 1 --threads "$THREADS" --output "$OUT/$name" "$@" </dev/null >"$OUT/$name.record.json" 2>"$OUT/$name.log"
-    python3 - "$OUT/$name" <<'PY'
-import json, sys
-d = sys.argv[1]
-h = [json.loads(l) for l in open(d + "/history.ndjson")]
-m = json.load(open(d + "/metrics.json"))
-for e in h:
-    print(f"  epoch {e['epoch']:2d}  loss {e['loss']:.4f}  dev F1 {100*e['dev_f1']:.2f}  {e['seconds']:.1f}s")
-print(f"  best dev F1 {100*m['dev']['f1']:.2f} at epoch {m['best_epoch']} of {m['epochs_run']}; "
-      f"{m['train_seconds']:.0f}s training, {m['tokens_per_second']:.0f} tokens/s")
-PY
+    history_summary "$OUT/$name"
     grep -E "Maximum resident|Elapsed" "$OUT/$name.time" | sed 's/^\s*/  /'
 }
 
@@ -43,8 +35,7 @@ infer() {
     local model=$OUT/glove
     [ -f "$model/model.json" ] || { echo "infer: train the glove model first"; return 1; }
     # Raw text: the dev set's tokens joined by spaces, one sentence per line, four times over.
-    awk 'NF==0{if(l!="")print l; l=""; next} $1=="-DOCSTART-"{next} {l=l (l==""?"":" ") $1} END{if(l!="")print l}' \
-        "$DATA/conll2003/dev.txt" > "$OUT/dev-raw.txt"
+    conll_raw "$DATA/conll2003/dev.txt" > "$OUT/dev-raw.txt"
     for i in 1 2 3 4; do cat "$OUT/dev-raw.txt"; done > "$OUT/dev-raw4.txt"
     local tokens; tokens=$(wc -w < "$OUT/dev-raw4.txt")
     echo "== inference: $tokens whitespace tokens, $THREADS threads, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -54,8 +54,7 @@ final class CPUTrainingBackend: TrainingBackend {
         let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
         defer { losses.deallocate() }
         // The CRF's tables follow the transition weights, which every update moves.
-        let tables = CRFTables(trans: params.pointer(params.layout.trans), start: params.pointer(params.layout.start),
-                               end: params.pointer(params.layout.end), tags: tagSet)
+        let tables = CRFTables(params, tags: tagSet)
         let (workspaces, shardGrads, tagSet, dropout, seed) = (self.workspaces, self.shardGrads, self.tagSet, self.dropout, self.seed)
         DispatchQueue.concurrentPerform(iterations: shards) { s in
             let lo = s * per, hi = min(lo + per, sentences.count)
@@ -73,7 +72,7 @@ final class CPUTrainingBackend: TrainingBackend {
         for s in 0..<shards {
             let ws = workspaces[s]
             for row in 0..<ws.rows {
-                let w = ws.words[row]
+                let w = ws.ids.words[row]
                 var at = Int(slot[Int(w)])
                 if at < 0 {
                     at = rows.count
@@ -127,7 +126,7 @@ final class CUDATrainingBackend: TrainingBackend {
         var rng = SeededRandom(seed: seed, stream: [3] + randomStream)
         let step = opt.step + 1
         let result = try network.trainStep(batch, dropout: dropout, seed: rng.next(), lr: lr, clip: Trainer.clipNorm,
-                                           adam: opt, step: step)
+                                           optimizer: opt, step: step)
         if result.loss.isFinite && result.norm.isFinite { opt.restore(step: step) }
         return result
     }

@@ -17,6 +17,12 @@ struct CRFTables {
     var fromStart: [Int], fromTags: [Int]
     var toStart: [Int], toTags: [Int]
 
+    /// The tables of `p`'s current CRF weights.
+    init(_ p: Parameters, tags: TagSet) {
+        let l = p.layout
+        self.init(trans: p.pointer(l.trans), start: p.pointer(l.start), end: p.pointer(l.end), tags: tags)
+    }
+
     init(trans: UnsafePointer<Float>, start: UnsafePointer<Float>, end: UnsafePointer<Float>, tags: TagSet) {
         k = tags.count
         let k = self.k

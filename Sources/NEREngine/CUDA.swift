@@ -13,8 +13,6 @@ typealias DeviceAddress = UInt64
 /// starts). Each can be pointed at a path: `NER_CUDA_DRIVER`, `NER_CUBLAS`, `NER_NVRTC`.
 final class CUDARuntime: @unchecked Sendable {
     let deviceName: String
-    /// Compute capability as major * 10 + minor (90 for an H100/H200).
-    let capability: Int
 
     private typealias Status = Int32
     private let context: OpaquePointer
@@ -82,7 +80,6 @@ final class CUDARuntime: @unchecked Sendable {
         // 75 and 76: CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR and _MINOR.
         try check(cuDeviceGetAttribute(&major, 75, device), "cuDeviceGetAttribute")
         try check(cuDeviceGetAttribute(&minor, 76, device), "cuDeviceGetAttribute")
-        capability = Int(major) * 10 + Int(minor)
         try check(cuDevicePrimaryCtxRetain(&ctx, device), "cuDevicePrimaryCtxRetain")
         context = ctx!
         try check(cuCtxSetCurrent(context), "cuCtxSetCurrent")
@@ -98,7 +95,8 @@ final class CUDARuntime: @unchecked Sendable {
         // Plain float32 products (no TF32), so GPU and CPU runs agree to float32 rounding.
         _ = cublasSetMathMode(handle, 0)
 
-        let image = try CUDARuntime.compile(nvrtc, capability: capability, gpu: deviceName)
+        // Compute capability as major * 10 + minor (90 for an H100/H200).
+        let image = try CUDARuntime.compile(nvrtc, capability: Int(major) * 10 + Int(minor), gpu: deviceName)
         let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Status =
             try driver.symbol("cuModuleLoadData")
         let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer, UnsafePointer<CChar>) -> Status =

@@ -32,7 +32,7 @@ enum CUDAKernel: String, CaseIterable {
 /// (row t·n + i is token t of sentence i), matrices row-major. Elementwise kernels take one thread
 /// per item; the CRF takes one thread per sentence, in double, with the CPU path's arithmetic in the
 /// same order, so both devices decode the same paths. Gradients are gathered, never scattered with
-/// atomic adds, so a GPU run repeats exactly. No kernel uses shared memory or barriers, which keeps
+/// atomic adds, so a GPU run's sums come out in the same order every time. No kernel uses shared memory or barriers, which keeps
 /// them runnable one thread at a time by the tests' CPU stand-in for the GPU.
 enum CUDAKernels {
     static let source = #"""

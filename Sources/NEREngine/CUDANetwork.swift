@@ -14,13 +14,18 @@ final class CUDANetwork: @unchecked Sendable {
     let dense: DeviceScratch, words: DeviceScratch
 
     private let allowed: DeviceScratch
-    // Training state, allocated by `enableTraining`.
-    private var grads: DeviceScratch?, m: DeviceScratch?, v: DeviceScratch?, wm: DeviceScratch?, wv: DeviceScratch?
-    private var wordGrads: DeviceScratch?
+    /// The dense gradient block (training and the parity checks).
+    private let grads: DeviceScratch
+    // Adam's moments and the touched words' gradients, allocated by `enableTraining`.
+    private var m: DeviceScratch?, v: DeviceScratch?, wm: DeviceScratch?, wv: DeviceScratch?, wordGrads: DeviceScratch?
 
     // The batch.
-    private(set) var n = 0, length = 0, totalChars = 0, uniqueWords = 0, uniqueChars = 0
-    var rows: Int { n * length }
+    private var ids = TimeMajorIds()
+    private var n: Int { ids.n }
+    private var length: Int { ids.length }
+    private var rows: Int { ids.rows }
+    private var totalChars: Int { ids.tokenChars.count }
+    private var uniqueWords = 0, uniqueChars = 0
     private var staging: [Int32] = []
     /// Per word (per character) id, its slot among the batch's distinct ones, -1 between batches.
     private var slotOfWord: [Int32], slotOfChar: [Int32]
@@ -33,8 +38,6 @@ final class CUDANetwork: @unchecked Sendable {
     private let gates: [DeviceScratch], cells: [DeviceScratch], tanhCells: [DeviceScratch]
     private let crfTab, crfWork, crfPartial, losses, partial, stats, dCols: DeviceScratch
     private let decoded: DeviceScratch
-    /// The gradient block of `gradients` (the parity checks), apart from training's.
-    private lazy var dGradsForCheck = DeviceScratch(runtime)
 
     /// Where each id array starts in the packed batch upload.
     private struct InputOffsets {
@@ -55,7 +58,7 @@ final class CUDANetwork: @unchecked Sendable {
         slotOfWord = [Int32](repeating: -1, count: config.wordVocab)
         slotOfChar = [Int32](repeating: -1, count: max(config.charVocab, 1))
         func buffer(_ size: Int = 4) -> DeviceScratch { DeviceScratch(runtime, elementSize: size) }
-        dense = buffer(); words = buffer(); allowed = buffer(); inputs = buffer()
+        dense = buffer(); words = buffer(); allowed = buffer(); inputs = buffer(); grads = buffer()
         x = buffer(); maskX = buffer(); cols = buffer(); convOut = buffer(); argmax = buffer(); hcat = buffer()
         maskH = buffer(); hdrop = buffer(); emissions = buffer(); dEmissions = buffer(); dH = buffer(); dGates = buffer()
         dX = buffer(); dhRec = buffer(); dcRec = buffer()
@@ -83,8 +86,7 @@ final class CUDANetwork: @unchecked Sendable {
     func enableTraining(_ opt: Optimizer) throws {
         let dn = layout.total, wn = config.wordVocab * config.wordDim
         func buffer() -> DeviceScratch { DeviceScratch(runtime) }
-        grads = buffer(); m = buffer(); v = buffer(); wm = buffer(); wv = buffer(); wordGrads = buffer()
-        try grads!.reserve(dn)
+        m = buffer(); v = buffer(); wm = buffer(); wv = buffer(); wordGrads = buffer()
         try upload(opt.m, to: m!, count: dn)
         try upload(opt.v, to: v!, count: dn)
         try upload(opt.wm, to: wm!, count: wn)
@@ -107,44 +109,33 @@ final class CUDANetwork: @unchecked Sendable {
 
     // MARK: The batch on the device
 
-    /// Packs the sentences' ids (time-major, as `Workspace.load`) into one array and uploads it.
+    /// Packs the batch's time-major ids (`TimeMajorIds`, as the CPU path reads them) into one array and uploads it.
     /// `backward` also lists the distinct words and characters with where each occurs, so the
     /// backward pass gathers their gradients instead of scattering them.
     private func load(_ batch: [EncodedSentence], backward: Bool) throws {
-        n = batch.count
-        length = batch.first?.count ?? 0
+        ids.load(batch)
         let r = rows
-        totalChars = batch.reduce(0) { $0 + $1.chars.count }
         staging.removeAll(keepingCapacity: true)
         at.words = 0
-        for t in 0..<length { for s in batch { staging.append(s.words[t]) } }
+        staging.append(contentsOf: ids.words)
         at.casing = staging.count
-        for t in 0..<length { for s in batch { staging.append(Int32(s.casing[t])) } }
+        staging.append(contentsOf: ids.casing.lazy.map { Int32($0) })
         at.tags = staging.count
-        for t in 0..<length { for s in batch { staging.append(s.tags.count == s.count ? s.tags[t] : 0) } }
+        if ids.tags.isEmpty { staging.append(contentsOf: repeatElement(0, count: r)) } else { staging.append(contentsOf: ids.tags) }
         at.charStarts = staging.count
-        staging.append(0)
-        var chars = 0
-        for t in 0..<length {
-            for s in batch {
-                chars += Int(s.charStarts[t + 1] - s.charStarts[t])
-                staging.append(Int32(chars))
-            }
-        }
+        staging.append(contentsOf: ids.charStarts)
+        // The token each character belongs to, for the kernels that work per character.
         at.charToken = staging.count
         for tok in 0..<r {
-            let lo = staging[at.charStarts + tok], hi = staging[at.charStarts + tok + 1]
-            for _ in lo..<hi { staging.append(Int32(tok)) }
+            for _ in ids.charStarts[tok]..<ids.charStarts[tok + 1] { staging.append(Int32(tok)) }
         }
         at.chars = staging.count
-        for t in 0..<length {
-            for s in batch { staging.append(contentsOf: s.chars[Int(s.charStarts[t])..<Int(s.charStarts[t + 1])]) }
-        }
+        staging.append(contentsOf: ids.tokenChars)
         (uniqueWords, uniqueChars) = (0, 0)
         if backward {
             (at.ids, at.slotStarts, at.slotRows, uniqueWords) = appendOccurrences(from: at.words, count: r, slots: &slotOfWord)
             (at.charIds, at.charPosStarts, at.charPositions, uniqueChars) =
-                appendOccurrences(from: at.chars, count: totalChars, slots: &slotOfChar)
+                appendOccurrences(from: at.chars, count: ids.tokenChars.count, slots: &slotOfChar)
         }
         try staging.withUnsafeBufferPointer { try upload($0.baseAddress!, to: inputs, count: $0.count) }
     }
@@ -336,11 +327,11 @@ final class CUDANetwork: @unchecked Sendable {
     func gradients(_ batch: [EncodedSentence]) throws -> (loss: Double, dense: [Float], wordRows: [Float]) {
         try runtime.bind()
         try load(batch, backward: true)
-        let dn = layout.total, grads = try dGradsForCheck.zeroed(dn)
+        let dn = layout.total
         try forward(dropout: 0, seed: 0)
-        try backward(scale: 1, grads: grads)
+        try backward(scale: 1, grads: grads.zeroed(dn))
         var dense = [Float](repeating: 0, count: dn)
-        try dense.withUnsafeMutableBufferPointer { try download(dGradsForCheck, to: $0.baseAddress!, count: dn) }
+        try dense.withUnsafeMutableBufferPointer { try download(grads, to: $0.baseAddress!, count: dn) }
         let d = config.inputDim
         var dx = [Float](repeating: 0, count: rows * d)
         try dx.withUnsafeMutableBufferPointer { try download(dX, to: $0.baseAddress!, count: rows * d) }
@@ -354,8 +345,8 @@ final class CUDANetwork: @unchecked Sendable {
     /// step count after this update. Returns the summed loss and the norm before clipping; when
     /// either is not finite the kernels leave the weights untouched.
     func trainStep(_ batch: [EncodedSentence], dropout: Float, seed: UInt64, lr: Float, clip: Float,
-                   adam: Optimizer, step: Int) throws -> (loss: Double, norm: Double) {
-        guard let grads, let m, let v, let wm, let wv, let wordGrads else { preconditionFailure("enableTraining first") }
+                   optimizer opt: Optimizer, step: Int) throws -> (loss: Double, norm: Double) {
+        guard let m, let v, let wm, let wv, let wordGrads else { preconditionFailure("enableTraining first") }
         let rt = runtime, dn = layout.total, dw = config.wordDim
         try rt.bind()
         try load(batch, backward: true)
@@ -367,18 +358,18 @@ final class CUDANetwork: @unchecked Sendable {
         try rt.launch(.gatherWordRows, items: u * dw, .int(u), .int(dw), .int(config.inputDim), input(at.slotStarts),
                       input(at.slotRows), .address(dX.address), .address(wordGrads.address))
         let parts = CUDANetwork.normParts
-        let part = try partial.zeroed(parts * 2)
+        let part = try partial.zeroed(parts)
         try rt.launch(.sumSquares, items: parts, .int(dn), .int(parts), .address(grads.address), .address(part))
         try rt.launch(.sumSquares, items: parts, .int(u * dw), .int(parts), .address(wordGrads.address), .address(part))
         let st = try stats.reserve(3)
         try rt.launch(.batchStats, items: 1, .int(parts), .address(part), .int(n), .address(losses.address), .float(clip), .address(st))
-        if adam.adam {
-            let c1 = 1 - powf(adam.beta1, Float(step)), c2 = 1 - powf(adam.beta2, Float(step))
+        if opt.adam {
+            let c1 = 1 - powf(opt.beta1, Float(step)), c2 = 1 - powf(opt.beta2, Float(step))
             let a = lr * sqrtf(c2) / c1
-            try rt.launch(.adamDense, items: dn, .int(dn), .float(a), .float(adam.beta1), .float(adam.beta2), .float(adam.eps),
+            try rt.launch(.adamDense, items: dn, .int(dn), .float(a), .float(opt.beta1), .float(opt.beta2), .float(opt.eps),
                           .address(st), .address(grads.address), .address(dense.address), .address(m.address), .address(v.address))
-            try rt.launch(.adamRows, items: u * dw, .int(u), .int(dw), .float(a), .float(adam.beta1), .float(adam.beta2),
-                          .float(adam.eps), .address(st), input(at.ids), .address(wordGrads.address), .address(words.address),
+            try rt.launch(.adamRows, items: u * dw, .int(u), .int(dw), .float(a), .float(opt.beta1), .float(opt.beta2),
+                          .float(opt.eps), .address(st), input(at.ids), .address(wordGrads.address), .address(words.address),
                           .address(wm.address), .address(wv.address))
         } else {
             try rt.launch(.sgdDense, items: dn, .int(dn), .float(lr), .address(st), .address(grads.address), .address(dense.address))

@@ -16,9 +16,9 @@ public enum DeviceCheck {
         }
     }
 
-    /// Runs every check on `device`. Throws only when the device cannot be used.
-    public static func run(on device: ComputeDevice) throws -> [Result] {
-        guard device == .cuda else { return [] }
+    /// Runs every check on the GPU (selected with `ComputeDevice.select`). Throws only when it
+    /// cannot be used.
+    public static func run() throws -> [Result] {
         var results: [Result] = []
         func relative(_ a: [Double], _ b: [Double]) -> Double {
             let scale = max(1e-12, a.map(abs).max() ?? 0)

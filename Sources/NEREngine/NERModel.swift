@@ -38,14 +38,12 @@ public final class NERModel: @unchecked Sendable {
         if device == .cuda {
             t.gpu = try CUDANetwork(runtime: try CUDARuntime.shared(), params: t.params, tagSet: t.tagSet)
         }
-        let model = NERModel(tagger: t, manifest: m)
-        model.device = device
-        return model
+        return NERModel(tagger: t, manifest: m)
     }
 
     /// Where `predict` runs. On a GPU, one call should carry many sentences: each group of equal
     /// length is one GPU batch (up to 2,048 sentences).
-    public private(set) var device: ComputeDevice = .cpu
+    public var device: ComputeDevice { tagger.gpu == nil ? .cpu : .cuda }
 
     public var id: String { manifest.id }
     public var name: String { manifest.name }
@@ -57,7 +55,7 @@ public final class NERModel: @unchecked Sendable {
         // Encoding (vocabulary lookups) is spread over the threads too; on a GPU it is most of the host's work.
         let encoder = tagger.encoder
         let encoded = threads > 1 && sentences.count >= 256
-            ? parallelChunks(sentences, threads) { $0.map { encoder.encode($0) } }
+            ? parallelMap(sentences, workers: threads) { encoder.encode($0) }
             : sentences.map { encoder.encode($0) }
         let (ids, scores) = tagger.decode(encoded, threads: threads)
         let names = manifest.tagSet.tags
@@ -65,18 +63,4 @@ public final class NERModel: @unchecked Sendable {
             Prediction(tags: Tags.fromBIOES(path.map { names[Int($0)] }), scores: s)
         }
     }
-}
-
-/// `items` in up to `workers` contiguous slices, each transformed on its own thread, joined in order.
-func parallelChunks<T, R>(_ items: [T], _ workers: Int, _ body: (ArraySlice<T>) -> [R]) -> [R] {
-    let n = min(workers, items.count)
-    if n <= 1 { return body(items[...]) }
-    var parts = [[R]](repeating: [], count: n)
-    parts.withUnsafeMutableBufferPointer { out in
-        let out = out
-        DispatchQueue.concurrentPerform(iterations: n) { w in
-            out[w] = body(items[(items.count * w / n)..<(items.count * (w + 1) / n)])
-        }
-    }
-    return parts.flatMap { $0 }
 }

@@ -4,41 +4,30 @@ import Foundation
 /// laid out time-major (row `t * n + i` is token t of sentence i), so every step of the LSTM is one
 /// GEMM over the batch and no padding or masking is needed. One workspace per thread; buffers grow
 /// to the largest batch seen and are then reused.
-final class Workspace {
+/// A batch's ids laid out time-major (row `t * n + i` is token t of sentence i), as the CPU and
+/// GPU paths both read them. Arrays keep their capacity from batch to batch.
+struct TimeMajorIds {
     private(set) var n = 0
     private(set) var length = 0
     var rows: Int { n * length }
-
-    // Inputs, time-major.
     private(set) var words: [Int32] = []
-    private var casing: [UInt8] = []
-    private var tags: [Int32] = []
-    private var tokenChars: [Int32] = []
-    private var charStarts: [Int32] = [0]
+    private(set) var casing: [UInt8] = []
+    /// Gold tags; empty when any sentence of the batch has none.
+    private(set) var tags: [Int32] = []
+    /// Every token's characters, concatenated; token `row`'s are `charStarts[row]..<charStarts[row + 1]`.
+    private(set) var tokenChars: [Int32] = []
+    private(set) var charStarts: [Int32] = [0]
 
-    let x = Scratch<Float>(), maskX = Scratch<Float>(), cols = Scratch<Float>(), convOut = Scratch<Float>()
-    let argmax = Scratch<Int32>()
-    let gates = [Scratch<Float>(), Scratch<Float>()], cells = [Scratch<Float>(), Scratch<Float>()]
-    let tanhCells = [Scratch<Float>(), Scratch<Float>()]
-    let hcat = Scratch<Float>(), maskH = Scratch<Float>(), hdrop = Scratch<Float>(), emissions = Scratch<Float>()
-    let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
-    let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
-    let crf = CRFScratch()
-    private let transposes = ForwardWeights()
-    var dropoutUsed = false
-
-    /// Loads sentences (all of one length) into the time-major input arrays.
-    func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
+    mutating func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
         n = batch.count
         length = batch.first?.count ?? 0
-        let r = rows
         words.removeAll(keepingCapacity: true)
         casing.removeAll(keepingCapacity: true)
         tags.removeAll(keepingCapacity: true)
         tokenChars.removeAll(keepingCapacity: true)
         charStarts.removeAll(keepingCapacity: true)
         charStarts.append(0)
-        words.reserveCapacity(r)
+        words.reserveCapacity(rows)
         let hasTags = batch.allSatisfy { $0.tags.count == $0.count }
         for t in 0..<length {
             for s in batch {
@@ -51,6 +40,28 @@ final class Workspace {
             }
         }
     }
+}
+
+final class Workspace {
+    /// The loaded batch's ids.
+    private(set) var ids = TimeMajorIds()
+    var n: Int { ids.n }
+    var length: Int { ids.length }
+    var rows: Int { ids.rows }
+
+    let x = Scratch<Float>(), maskX = Scratch<Float>(), cols = Scratch<Float>(), convOut = Scratch<Float>()
+    let argmax = Scratch<Int32>()
+    let gates = [Scratch<Float>(), Scratch<Float>()], cells = [Scratch<Float>(), Scratch<Float>()]
+    let tanhCells = [Scratch<Float>(), Scratch<Float>()]
+    let hcat = Scratch<Float>(), maskH = Scratch<Float>(), hdrop = Scratch<Float>(), emissions = Scratch<Float>()
+    let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
+    let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
+    let crf = CRFScratch()
+    private let transposes = ForwardWeights()
+    var dropoutUsed = false
+
+    /// Loads sentences (all of one length).
+    func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence { ids.load(batch) }
 
     /// Computes the emissions (rows × K). `dropout` > 0 draws masks from `rng` (training).
     func forward(_ p: Parameters, dropout: Float, rng: inout SeededRandom) {
@@ -60,10 +71,10 @@ final class Workspace {
         // Word, character and casing columns are each written in full, so the buffer is not zeroed first.
         let xp = x.reserve(r * d)
         for row in 0..<r {
-            (xp + row * d).update(from: p.words + Int(words[row]) * dw, count: dw)
+            (xp + row * d).update(from: p.words + Int(ids.words[row]) * dw, count: dw)
             let onehot = xp + row * d + dw + f
             onehot.update(repeating: 0, count: Casing.count)
-            onehot[Int(casing[row])] = 1
+            onehot[Int(ids.casing[row])] = 1
         }
         if c.charDim > 0 { charForward(p, wt, xp) }
         dropoutUsed = dropout > 0
@@ -91,20 +102,20 @@ final class Workspace {
         let c = p.config, l = p.layout
         let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
         let width = win * dc, half = win / 2
-        let total = tokenChars.count
+        let total = ids.tokenChars.count
         // Every slot is written below, so only windows that hang over a word's edge are zeroed
         // rather than the whole buffer first.
         let colp = cols.reserve(total * width)
         let emb = p.pointer(l.charEmb)
         for tok in 0..<rows {
-            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            let lo = Int(ids.charStarts[tok]), hi = Int(ids.charStarts[tok + 1])
             for pos in lo..<hi {
                 for w in 0..<win {
                     let src = pos + w - half, dst = colp + pos * width + w * dc
                     if src < lo || src >= hi {
                         dst.update(repeating: 0, count: dc)
                     } else {
-                        dst.update(from: emb + Int(tokenChars[src]) * dc, count: dc)
+                        dst.update(from: emb + Int(ids.tokenChars[src]) * dc, count: dc)
                     }
                 }
             }
@@ -114,7 +125,7 @@ final class Workspace {
         gemm(false, false, total, f, width, colp, width, wt.convW, f, 1, out, f)
         let arg = argmax.reserve(rows * f)
         for tok in 0..<rows {
-            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            let lo = Int(ids.charStarts[tok]), hi = Int(ids.charStarts[tok + 1])
             let dst = xp + tok * d + dw, at = arg + tok * f
             // Positions outermost, so the running maximum vectorises over the filters.
             for j in 0..<f {
@@ -186,7 +197,7 @@ final class Workspace {
         let gs = grads ?? dEmissions.pointer
         for i in 0..<n {
             loss += crf.forwardBackward({ e + ($0 * n + i) * k }, length: length, tables,
-                                        gold: { Int(self.tags[$0 * n + i]) }, scale: scale,
+                                        gold: { Int(self.ids.tags[$0 * n + i]) }, scale: scale,
                                         dE: { de + ($0 * n + i) * k },
                                         dTrans: grads == nil ? nil : gs + l.trans.offset,
                                         dStart: grads == nil ? nil : gs + l.start.offset,
@@ -257,7 +268,7 @@ final class Workspace {
         let colp = cols.pointer, arg = argmax.pointer, w = p.pointer(l.convW)
         let dW = grads + l.convW.offset, dB = grads + l.convB.offset, dEmb = grads + l.charEmb.offset
         for tok in 0..<rows {
-            let lo = Int(charStarts[tok]), hi = Int(charStarts[tok + 1])
+            let lo = Int(ids.charStarts[tok]), hi = Int(ids.charStarts[tok + 1])
             for j in 0..<f {
                 let gv = dx[tok * d + dw + j]
                 if gv == 0 { continue }
@@ -268,7 +279,7 @@ final class Workspace {
                 for wi in 0..<win {
                     let pos = at + wi - half
                     if pos < lo || pos >= hi { continue }
-                    let e = dEmb + Int(tokenChars[pos]) * dc, wr = w + j * width + wi * dc
+                    let e = dEmb + Int(ids.tokenChars[pos]) * dc, wr = w + j * width + wi * dc
                     for q in 0..<dc { e[q] += gv * wr[q] }
                 }
             }

@@ -84,7 +84,7 @@ public struct NetworkCheck {
         let gradBuffer = Scratch<Float>()
         let grads = gradBuffer.zeroed(p.layout.total)
         var words = [Double](repeating: 0, count: config.wordVocab * config.wordDim)
-        let tables = CRFTables(trans: p.pointer(p.layout.trans), start: p.pointer(p.layout.start), end: p.pointer(p.layout.end), tags: tagSet)
+        let tables = CRFTables(p, tags: tagSet)
         let ws = Workspace()
         var rng = SeededRandom(seed: 0)
         var loss = 0.0
@@ -94,7 +94,7 @@ public struct NetworkCheck {
             loss += ws.backward(p, tagSet: tagSet, tables: tables, grads: grads, scale: 1)
             for row in 0..<ws.rows {
                 let g = ws.wordGradient(row, config: config)
-                for q in 0..<config.wordDim { words[Int(ws.words[row]) * config.wordDim + q] += Double(g[q]) }
+                for q in 0..<config.wordDim { words[Int(ws.ids.words[row]) * config.wordDim + q] += Double(g[q]) }
             }
         }
         var out: [String: [Double]] = ["word_embeddings": words]
@@ -105,9 +105,12 @@ public struct NetworkCheck {
 
     /// Viterbi paths and per-token marginals by the batched path.
     public func fastDecode(_ sentences: [EncodedSentence], threads: Int = 2) -> (tags: [[Int32]], scores: [[Float]]) {
-        let p = parameters()
-        let encoder = Encoder(words: WordTable(bytes: WordTable.build(["<unk>"])), chars: [:], maxWordChars: 25)
-        return Tagger(params: p, tagSet: tagSet, encoder: encoder).decode(sentences, threads: threads)
+        tagger(parameters()).decode(sentences, threads: threads)
+    }
+
+    /// A tagger over `p` for encoded sentences (its vocabulary is never consulted).
+    private func tagger(_ p: Parameters) -> Tagger {
+        Tagger(params: p, tagSet: tagSet, encoder: Encoder(words: WordTable(bytes: WordTable.build(["<unk>"])), chars: [:], maxWordChars: 25))
     }
 
     /// Summed loss and gradients by the CUDA backend, on the GPU (or on whatever the `NER_CUDA_DRIVER`,
@@ -138,11 +141,9 @@ public struct NetworkCheck {
 
     /// Viterbi paths and marginals by the CUDA backend.
     public func cudaDecode(_ sentences: [EncodedSentence]) throws -> (tags: [[Int32]], scores: [[Float]]) {
-        let p = parameters()
-        let encoder = Encoder(words: WordTable(bytes: WordTable.build(["<unk>"])), chars: [:], maxWordChars: 25)
-        let tagger = Tagger(params: p, tagSet: tagSet, encoder: encoder)
-        tagger.gpu = try CUDANetwork(runtime: try CUDARuntime.shared(), params: p, tagSet: tagSet)
-        return tagger.decode(sentences, threads: 1)
+        let p = parameters(), t = tagger(p)
+        t.gpu = try CUDANetwork(runtime: try CUDARuntime.shared(), params: p, tagSet: tagSet)
+        return t.decode(sentences, threads: 1)
     }
 
     /// Every parameter after `steps` training updates (no dropout, learning rate `lr`) on `device`,

@@ -33,10 +33,7 @@ final class Tagger: @unchecked Sendable {
         return body(ws)
     }
 
-    var tables: CRFTables {
-        let l = params.layout
-        return CRFTables(trans: params.pointer(l.trans), start: params.pointer(l.start), end: params.pointer(l.end), tags: tagSet)
-    }
+    var tables: CRFTables { CRFTables(params, tags: tagSet) }
 
     /// Sentences grouped by length into batches of at most `size`, in input order within a length.
     static func batches(lengths: [Int], size: Int) -> [[Int]] {

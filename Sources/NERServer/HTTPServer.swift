@@ -203,12 +203,12 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes `reply` to the request `h`, then logs and counts it.
     /// The request's path without its query string.
     private static func path(of h: HTTPRequestHead) -> String {
         h.uri.firstIndex(of: "?").map { String(h.uri[..<$0]) } ?? h.uri
     }
 
+    /// Writes `reply` to the request `h` (whose path is `path`), then logs and counts it.
     private func finish(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ path: String, _ reply: Reply,
                         bytesIn: Int, started: UInt64) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import Logging
 import NERCore
-import NEREngine
 import NERRegistry
 
 /// Swaps in a new model while requests keep flowing: on SIGHUP, and (when `--model` named a registry
@@ -67,8 +66,7 @@ final class Reloader: @unchecked Sendable {
     private func reload(because reason: String, evenIfSame: Bool) {
         let current = state.slot.current
         do {
-            let (new, _) = try LoadedModel.load(state.options.model, home: state.options.home,
-                                                 device: ComputeDevice(rawValue: state.options.device) ?? .cpu)
+            let (new, _) = try LoadedModel.load(state.options.model, home: state.options.home, device: current.model.device)
             if new.id == current.id && !evenIfSame { return }
             new.warmUp()
             let old = state.slot.replace(with: new)

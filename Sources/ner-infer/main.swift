@@ -273,18 +273,12 @@ struct BatchTagger {
     /// its own contiguous slice, so only joining the slices is serial.
     func lines(_ texts: [String], write: (Int, [Entity], inout [UInt8]) -> Void) -> Data {
         if model.device == .cuda { return gpuLines(texts, write: write) }
-        let parts = parallelChunks(Array(texts.indices), workers: workers) { ids -> [[UInt8]] in
+        return joined(parallelChunks(Array(texts.indices), workers: workers) { ids -> [[UInt8]] in
             let found = Entities.find(in: ids.map { texts[$0] }) { sentences in
                 model.predict(sentences).map { (tags: $0.tags, scores: $0.scores) }
             }
-            var out: [UInt8] = []
-            out.reserveCapacity(ids.count * 160)
-            for (i, entities) in zip(ids, found) { write(i, entities, &out) }
-            return [out]
-        }
-        var data = Data(capacity: parts.reduce(0) { $0 + $1.count })
-        for part in parts { data.append(contentsOf: part) }
-        return data
+            return [written(ids, found, write)]
+        })
     }
 
     /// On a GPU the whole batch goes to the model in one call, so that each sentence length makes
@@ -294,15 +288,23 @@ struct BatchTagger {
         let predictions = model.predict(chunks.flatMap { $0.1.words })
         var starts: [Int] = [0]
         for c in chunks { starts.append(starts.last! + c.1.words.count) }
-        let parts = parallelMap(Array(chunks.indices), workers: workers) { c -> [UInt8] in
+        return joined(parallelMap(Array(chunks.indices), workers: workers) { c -> [UInt8] in
             let (ids, tokenized) = chunks[c]
             let found = Entities.locate(in: ids.map { texts[$0] }, sentences: tokenized.sentences,
                                         predictions: predictions[starts[c]..<starts[c + 1]].map { (tags: $0.tags, scores: $0.scores) })
-            var out: [UInt8] = []
-            out.reserveCapacity(ids.count * 160)
-            for (i, entities) in zip(ids, found) { write(i, entities, &out) }
-            return out
-        }
+            return written(ids, found, write)
+        })
+    }
+
+    /// The output lines of the texts `ids`, whose entities are `found`.
+    private func written(_ ids: [Int], _ found: [[Entity]], _ write: (Int, [Entity], inout [UInt8]) -> Void) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(ids.count * 160)
+        for (i, entities) in zip(ids, found) { write(i, entities, &out) }
+        return out
+    }
+
+    private func joined(_ parts: [[UInt8]]) -> Data {
         var data = Data(capacity: parts.reduce(0) { $0 + $1.count })
         for part in parts { data.append(contentsOf: part) }
         return data
@@ -340,25 +342,6 @@ func pipelined<Item>(read: () -> Batch<Item>, tag: @escaping ([Item]) -> Data) t
     }
 }
 
-/// Splits `items` into up to `workers` contiguous slices, transforms each on its own thread, and joins
-/// the results in order.
-func parallelChunks<T, R>(_ items: [T], workers: Int, _ body: ([T]) -> [R]) -> [R] {
-    let n = min(workers, items.count)
-    if n <= 1 { return items.isEmpty ? [] : body(items) }
-    var parts = [[R]](repeating: [], count: n)
-    parts.withUnsafeMutableBufferPointer { out in
-        let out = out
-        DispatchQueue.concurrentPerform(iterations: n) { w in
-            let lo = items.count * w / n, hi = items.count * (w + 1) / n
-            out[w] = body(Array(items[lo..<hi]))
-        }
-    }
-    return parts.flatMap { $0 }
-}
-
-func parallelMap<T, R>(_ items: [T], workers: Int, _ body: (T) -> R) -> [R] {
-    parallelChunks(items, workers: workers) { $0.map(body) }
-}
 
 /// Records as NDJSON: compact, keys sorted, one buffer per batch.
 func ndjson(_ records: [JSON]) -> Data {

@@ -25,10 +25,10 @@ struct Tool: ParsableCommand {
         Progress goes to stderr: a bar on a terminal, one line per epoch otherwise.
 
         TRAINING
-        Adam (or SGD) with gradient clipping at norm 5, dropout, a learning rate decaying as lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1 (0 turns it off), and a checkpoint after every epoch. Results are identical for the same data, seed and thread count. A loss that becomes NaN or infinite stops training with exit 1 and keeps the last good checkpoint. --resume continues from the checkpoint in --output; --epochs is the total, not additional, and the model id stays the same.
+        Adam (or SGD) with gradient clipping at norm 5, dropout, a learning rate decaying as lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1 (0 turns it off), and a checkpoint after every epoch. On the CPU, results are identical for the same data, seed and thread count. A loss that becomes NaN or infinite stops training with exit 1 and keeps the last good checkpoint. --resume continues from the checkpoint in --output; --epochs is the total, not additional, and the model id stays the same.
 
         GPU
-        --device cuda (or spec.device "cuda") trains on the first NVIDIA GPU it can see (CUDA_VISIBLE_DEVICES, which Slurm sets for --gres=gpu): the whole batch, its gradients and the optimizer stay on the device, with one copy each way per batch. The driver, cuBLAS and NVRTC are found at run time, and the kernels are compiled for the GPU at start. Dropout masks come from a different generator than on the CPU, so a GPU run matches a CPU run in accuracy, not bit for bit; GPU runs repeat exactly on the same GPU model and CUDA version (gradients are gathered, never summed with atomic adds). The model file is the same either way: a model trained on a GPU serves on CPUs and back. --check-device tests a node before a long run.
+        --device cuda (or spec.device "cuda") trains on the first NVIDIA GPU it can see (CUDA_VISIBLE_DEVICES, which Slurm sets for --gres=gpu): the whole batch, its gradients and the optimizer stay on the device, with one copy each way per batch. The driver, cuBLAS and NVRTC are found at run time, and the kernels are compiled for the GPU at start. Dropout masks come from a different generator than on the CPU, so GPU and CPU runs differ bit for bit. Gradients are summed in a fixed order, never with atomic adds, so the sums come out the same way in every run. The model file is the same either way: a model trained on a GPU serves on CPUs and back. --check-device tests a node before a long run.
 
         EXAMPLES
           ner-train --train data/train.txt --dev data/dev.txt --embeddings glove.6B.50d.txt.gz
@@ -96,7 +96,8 @@ struct Tool: ParsableCommand {
         try runTool("ner-train", common) { log in
             if checkDevice {
                 if device == "cpu" { throw ToolError.usage("--check-device compares a GPU with the CPU; use --device cuda") }
-                let results = try DeviceCheck.run(on: try ComputeDevice.select(device ?? "cuda"))
+                _ = try ComputeDevice.select(device ?? "cuda")
+                let results = try DeviceCheck.run()
                 for r in results { Output.record(r.json) }
                 if let bad = results.first(where: { !$0.ok }) {
                     throw ToolError.failure("device check \(bad.check): difference \(bad.worst) exceeds \(bad.limit)")

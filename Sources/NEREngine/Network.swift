@@ -18,6 +18,16 @@ struct TimeMajorIds {
     private(set) var tokenChars: [Int32] = []
     private(set) var charStarts: [Int32] = [0]
 
+    /// Calls `body` with a function giving each row's cache key (valid only inside `body`).
+    func withKeys<R>(_ body: ((Int) -> ProjectionCache.Key) -> R) -> R {
+        tokenChars.withUnsafeBufferPointer { all in
+            body { row in
+                let lo = Int(charStarts[row]), hi = Int(charStarts[row + 1])
+                return ProjectionCache.Key(word: words[row], casing: casing[row], chars: UnsafeBufferPointer(rebasing: all[lo..<hi]))
+            }
+        }
+    }
+
     mutating func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
         n = batch.count
         length = batch.first?.count ?? 0
@@ -57,6 +67,10 @@ final class Workspace {
     let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
     let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
     let crf = CRFScratch()
+    let allRows = Scratch<Int32>(), rowHashes = Scratch<UInt64>(), rowFound = Scratch<Bool>()
+    let missFirstRow = Scratch<Int32>(), rowMiss = Scratch<Int32>(), missHashesScratch = Scratch<UInt64>()
+    let missProjections = Scratch<Float>()
+    private var missByHash: [UInt64: Int32] = [:]
     private let transposes = ForwardWeights()
     var dropoutUsed = false
 
@@ -65,18 +79,12 @@ final class Workspace {
 
     /// Computes the emissions (rows × K). `dropout` > 0 draws masks from `rng` (training).
     func forward(_ p: Parameters, dropout: Float, rng: inout SeededRandom) {
-        let c = p.config, l = p.layout
-        let r = rows, d = c.inputDim, h = c.hidden, k = c.tagCount, dw = c.wordDim, f = c.charFeatures
-        let wt = p.frozenTransposes ?? { transposes.fill(from: p); return transposes }()
-        // Word, character and casing columns are each written in full, so the buffer is not zeroed first.
-        let xp = x.reserve(r * d)
-        for row in 0..<r {
-            (xp + row * d).update(from: p.words + Int(ids.words[row]) * dw, count: dw)
-            let onehot = xp + row * d + dw + f
-            onehot.update(repeating: 0, count: Casing.count)
-            onehot[Int(ids.casing[row])] = 1
-        }
-        if c.charDim > 0 { charForward(p, wt, xp) }
+        let c = p.config
+        let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h
+        let wt = weights(p)
+        let all = allRows.reserve(r)
+        for i in 0..<r { all[i] = Int32(i) }
+        let xp = embed(p, wt, tokens: all, count: r)
         dropoutUsed = dropout > 0
         if dropoutUsed {
             let keep = 1 / (1 - dropout)
@@ -84,8 +92,65 @@ final class Workspace {
             for i in 0..<(r * d) { mx[i] = rng.unit() < dropout ? 0 : keep; xp[i] *= mx[i] }
             for i in 0..<(r * 2 * h) { mh[i] = rng.unit() < dropout ? 0 : keep }
         }
+        // The bias is added in each step's activation pass rather than copied into every row before
+        // this product (a 1.6 KB copy per token and direction, and a GEMM that reads C).
+        for dir in 0..<2 { gemm(false, false, r, g4, d, xp, d, wt.wx[dir], g4, 0, gates[dir].reserve(r * g4), g4) }
+        recurAndEmit(p, wt)
+    }
+
+    /// Inference: `forward` without dropout, taking each token's input projection from `cache` when
+    /// it holds one and computing (then storing) the others, each distinct token once.
+    func forward(_ p: Parameters, cache: ProjectionCache) {
+        let c = p.config
+        let r = rows, d = c.inputDim, g4 = 4 * c.hidden
+        let wt = weights(p)
+        dropoutUsed = false
+        let g0 = gates[0].reserve(r * g4), g1 = gates[1].reserve(r * g4)
+        let hashes = rowHashes.reserve(r), found = rowFound.reserve(r)
+        let firstRow = missFirstRow.reserve(r), missOf = rowMiss.reserve(r)
+        let projections = missProjections
+        ids.withKeys { key in
+            cache.fetch(count: r, key: key, hashes: hashes, into: { g0 + $0 * g4 }, { g1 + $0 * g4 }, found: found)
+            // The distinct tokens not found: firstRow[m] is where miss m first occurs, missOf[row] its m.
+            var misses = 0
+            missByHash.removeAll(keepingCapacity: true)
+            for row in 0..<r where !found[row] {
+                if let m = missByHash[hashes[row]], key(Int(firstRow[Int(m)])).equals(key(row)) {
+                    missOf[row] = m
+                    continue
+                }
+                if missByHash[hashes[row]] == nil { missByHash[hashes[row]] = Int32(misses) }
+                firstRow[misses] = Int32(row)
+                missOf[row] = Int32(misses)
+                misses += 1
+            }
+            guard misses > 0 else { return }
+            let xp = embed(p, wt, tokens: firstRow, count: misses)
+            let proj = projections.reserve(misses * 2 * g4)
+            for dir in 0..<2 { gemm(false, false, misses, g4, d, xp, d, wt.wx[dir], g4, 0, proj + dir * g4, 2 * g4) }
+            let missHashes = missHashesScratch.reserve(misses)
+            for m in 0..<misses { missHashes[m] = hashes[Int(firstRow[m])] }
+            cache.store(count: misses, key: { key(Int(firstRow[$0])) }, hashes: missHashes,
+                        from: { UnsafePointer(proj + $0 * 2 * g4) }, { UnsafePointer(proj + $0 * 2 * g4 + g4) })
+            for row in 0..<r where !found[row] {
+                let src = proj + Int(missOf[row]) * 2 * g4
+                (g0 + row * g4).update(from: src, count: g4)
+                (g1 + row * g4).update(from: src + g4, count: g4)
+            }
+        }
+        recurAndEmit(p, wt)
+    }
+
+    private func weights(_ p: Parameters) -> ForwardWeights {
+        p.frozenTransposes ?? { transposes.fill(from: p); return transposes }()
+    }
+
+    /// Both LSTM directions over the input projections in `gates`, then the emissions.
+    private func recurAndEmit(_ p: Parameters, _ wt: ForwardWeights) {
+        let c = p.config, l = p.layout
+        let r = rows, h = c.hidden, k = c.tagCount
         let hc = hcat.reserve(r * 2 * h)
-        for dir in 0..<2 { lstmForward(p, wt, dir: dir, input: xp, hcat: hc) }
+        for dir in 0..<2 { lstmForward(p, wt, dir: dir, hcat: hc) }
         var hd = UnsafePointer(hc)
         if dropoutUsed {
             let out = hdrop.reserve(r * 2 * h), mh = maskH.pointer
@@ -97,21 +162,46 @@ final class Workspace {
         gemm(false, false, r, k, 2 * h, hd, 2 * h, wt.outW, k, 1, e, k)
     }
 
-    /// im2col over every character of the batch, one GEMM for the convolution, max over each word.
-    private func charForward(_ p: Parameters, _ wt: ForwardWeights, _ xp: UnsafeMutablePointer<Float>) {
+    /// The network's input rows for `count` tokens, row j for token `tokens[j]`: word vector,
+    /// character features, casing one-hot. Each column is written, so the buffer is not zeroed first.
+    private func embed(_ p: Parameters, _ wt: ForwardWeights, tokens: UnsafePointer<Int32>, count: Int) -> UnsafeMutablePointer<Float> {
+        let c = p.config
+        let d = c.inputDim, dw = c.wordDim, f = c.charFeatures
+        let xp = x.reserve(count * d)
+        for j in 0..<count {
+            let row = Int(tokens[j])
+            (xp + j * d).update(from: p.words + Int(ids.words[row]) * dw, count: dw)
+            let onehot = xp + j * d + dw + f
+            onehot.update(repeating: 0, count: Casing.count)
+            onehot[Int(ids.casing[row])] = 1
+        }
+        if c.charDim > 0 { charForward(p, wt, tokens: tokens, count: count, xp) }
+        return xp
+    }
+
+    /// im2col over every character of the tokens, one GEMM for the convolution, max over each word.
+    /// With all rows in order (training), character positions match the batch's, as `charBackward` expects.
+    private func charForward(_ p: Parameters, _ wt: ForwardWeights, tokens: UnsafePointer<Int32>, count: Int,
+                             _ xp: UnsafeMutablePointer<Float>) {
         let c = p.config, l = p.layout
         let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
         let width = win * dc, half = win / 2
-        let total = ids.tokenChars.count
+        var total = 0
+        for j in 0..<count {
+            let tok = Int(tokens[j])
+            total += Int(ids.charStarts[tok + 1] - ids.charStarts[tok])
+        }
         // Every slot is written below, so only windows that hang over a word's edge are zeroed
         // rather than the whole buffer first.
         let colp = cols.reserve(total * width)
         let emb = p.pointer(l.charEmb)
-        for tok in 0..<rows {
+        var at = 0
+        for j in 0..<count {
+            let tok = Int(tokens[j])
             let lo = Int(ids.charStarts[tok]), hi = Int(ids.charStarts[tok + 1])
             for pos in lo..<hi {
                 for w in 0..<win {
-                    let src = pos + w - half, dst = colp + pos * width + w * dc
+                    let src = pos + w - half, dst = colp + (at + pos - lo) * width + w * dc
                     if src < lo || src >= hi {
                         dst.update(repeating: 0, count: dc)
                     } else {
@@ -119,38 +209,40 @@ final class Workspace {
                     }
                 }
             }
+            at += hi - lo
         }
         let out = convOut.reserve(total * f)
         for i in 0..<total { (out + i * f).update(from: p.pointer(l.convB), count: f) }
         gemm(false, false, total, f, width, colp, width, wt.convW, f, 1, out, f)
-        let arg = argmax.reserve(rows * f)
-        for tok in 0..<rows {
-            let lo = Int(ids.charStarts[tok]), hi = Int(ids.charStarts[tok + 1])
-            let dst = xp + tok * d + dw, at = arg + tok * f
+        let arg = argmax.reserve(count * f)
+        at = 0
+        for j in 0..<count {
+            let tok = Int(tokens[j])
+            let n = Int(ids.charStarts[tok + 1] - ids.charStarts[tok])
+            let dst = xp + j * d + dw, am = arg + j * f
             // Positions outermost, so the running maximum vectorises over the filters.
-            for j in 0..<f {
-                dst[j] = out[lo * f + j]
-                at[j] = Int32(lo)
+            for q in 0..<f {
+                dst[q] = out[at * f + q]
+                am[q] = Int32(at)
             }
-            for pos in (lo + 1)..<max(hi, lo + 1) {
+            for pos in (at + 1)..<max(at + n, at + 1) {
                 let o = out + pos * f, p32 = Int32(pos)
-                for j in 0..<f {
-                    let better = o[j] > dst[j]
-                    dst[j] = better ? o[j] : dst[j]
-                    at[j] = better ? p32 : at[j]
+                for q in 0..<f {
+                    let better = o[q] > dst[q]
+                    dst[q] = better ? o[q] : dst[q]
+                    am[q] = better ? p32 : am[q]
                 }
             }
+            at += n
         }
     }
 
-    private func lstmForward(_ p: Parameters, _ wt: ForwardWeights, dir: Int, input: UnsafePointer<Float>, hcat hc: UnsafeMutablePointer<Float>) {
+    /// One direction's recurrence; `gates[dir]` holds the input projections (bias not yet added).
+    private func lstmForward(_ p: Parameters, _ wt: ForwardWeights, dir: Int, hcat hc: UnsafeMutablePointer<Float>) {
         let c = p.config, l = p.layout
-        let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, n = self.n
-        let g = gates[dir].reserve(r * g4), cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
-        // The bias is added in each step's activation pass below rather than copied into every row
-        // before this product (a 1.6 KB copy per token and direction, and a GEMM that reads C).
+        let r = rows, h = c.hidden, g4 = 4 * h, n = self.n
+        let g = gates[dir].pointer, cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
         let bias = p.pointer(l.b[dir])
-        gemm(false, false, r, g4, d, input, d, wt.wx[dir], g4, 0, g, g4)
         let wh = wt.wh[dir]
         let hOff = dir * h
         for s in 0..<length {

@@ -12,6 +12,8 @@ final class Tagger: @unchecked Sendable {
     /// Set when the model runs on a GPU: decoding goes there, one batch at a time.
     var gpu: CUDANetwork?
     private let gpuLock = NSLock()
+    /// Set for a loaded model on the CPU, whose weights never change (never while training).
+    var projectionCache: ProjectionCache?
     /// Sentences per GPU batch: large, so each kernel has thousands of threads.
     static let gpuBatch = 2048
 
@@ -84,7 +86,11 @@ final class Tagger: @unchecked Sendable {
                         let g = next.take()
                         if g >= groups.count { break }
                         ws.load(groups[g].lazy.map { sentences[$0] })
-                        ws.forward(params, dropout: 0, rng: &rng)
+                        if let cache = projectionCache {
+                            ws.forward(params, cache: cache)
+                        } else {
+                            ws.forward(params, dropout: 0, rng: &rng)
+                        }
                         var t: [[Int32]] = [], s: [[Float]] = []
                         ws.decode(tables: tab, k: k, tags: &t, scores: &s)
                         results[g] = (t, s)

@@ -75,6 +75,19 @@ enum Synthetic {
         defer { results.deallocate() }
         DispatchQueue.concurrentPerform(iterations: 4) { i in results[i] = (i % 2 == 0 ? model : again).predict(sentences) }
         for i in 0..<4 { #expect(results[i] == expected) }
+
+        // The token cache changes no answer: off, far too small (entries evicted all the time), and
+        // the default, each asked twice so the second pass is answered from the cache.
+        let uncached = try NERModel.load(record["model_dir"]!.stringValue!, tokenCache: 0)
+        let tiny = try NERModel.load(record["model_dir"]!.stringValue!, tokenCache: 3)
+        let reference = uncached.predict(sentences)
+        for m in [model, tiny] {
+            for _ in 0..<2 {
+                let got = m.predict(sentences)
+                #expect(got.map(\.tags) == reference.map(\.tags))
+                #expect(zip(got, reference).allSatisfy { a, b in zip(a.scores, b.scores).allSatisfy { abs($0 - $1) < 1e-5 } })
+            }
+        }
     }
 
     @Test func resumeContinuesExactly() throws {

@@ -104,6 +104,15 @@ struct Encoder {
     let words: WordTable
     let chars: [Unicode.Scalar: Int32]
     let maxWordChars: Int
+    /// `chars` for ASCII, read without hashing: most tokens of most text are ASCII.
+    private let asciiChars: [Int32]
+
+    init(words: WordTable, chars: [Unicode.Scalar: Int32], maxWordChars: Int) {
+        self.words = words
+        self.chars = chars
+        self.maxWordChars = maxWordChars
+        asciiChars = (0..<128).map { chars[Unicode.Scalar(UInt8($0))] ?? 0 }
+    }
 
     static func wordKey(_ w: String) -> String { w.lowercased() }
 
@@ -112,22 +121,43 @@ struct Encoder {
     }
 
     func wordId(_ token: String) -> Int32 {
+        var t = token
+        if let id = t.withUTF8({ asciiWordId($0) }) { return id }
         let key = Encoder.wordKey(token)
         if let i = words.lookup(key) { return i }
         if let i = words.lookup(Encoder.digitFolded(key)) { return i }
         return 0
     }
 
+    /// `wordId` for an ASCII token, lower-cased and digit-folded in a stack buffer instead of new
+    /// strings (the same keys, as both foldings only touch ASCII); nil for any other token.
+    private func asciiWordId(_ utf8: UnsafeBufferPointer<UInt8>) -> Int32? {
+        guard utf8.count <= 64, utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(utf8.count, 1)) { key in
+            for (i, b) in utf8.enumerated() { key[i] = b >= 0x41 && b <= 0x5A ? b + 0x20 : b }
+            let k = UnsafeBufferPointer(rebasing: key[0..<utf8.count])
+            if let i = words.lookup(bytes: k) { return i }
+            var folded = false
+            for i in 0..<utf8.count where key[i] >= 0x31 && key[i] <= 0x39 {
+                key[i] = 0x30
+                folded = true
+            }
+            return folded ? words.lookup(bytes: k) ?? 0 : 0
+        }
+    }
+
     func encode(_ tokens: [String], tags: [Int32] = []) -> EncodedSentence {
         var s = EncodedSentence(words: [], chars: [], charStarts: [0], casing: [], tags: tags)
         s.words.reserveCapacity(tokens.count)
+        s.casing.reserveCapacity(tokens.count)
+        s.charStarts.reserveCapacity(tokens.count + 1)
         for t in tokens {
             s.words.append(wordId(t))
             s.casing.append(UInt8(Casing.of(t)))
             var n = 0
             for c in t.unicodeScalars {
                 if n == maxWordChars { break }
-                s.chars.append(chars[c] ?? 0)
+                s.chars.append(c.value < 128 ? asciiChars[Int(c.value)] : chars[c] ?? 0)
                 n += 1
             }
             if n == 0 { s.chars.append(0) }

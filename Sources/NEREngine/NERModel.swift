@@ -44,6 +44,7 @@ public final class NERModel: @unchecked Sendable {
         } else if tokenCache > 0 {
             t.projectionCache = ProjectionCache(capacity: tokenCache, hidden: t.params.config.hidden, maxChars: t.params.config.maxWordChars)
         }
+        t.fixedTables = t.tables
         return NERModel(tagger: t, manifest: m)
     }
 

@@ -125,9 +125,17 @@ final class Workspace {
                 misses += 1
             }
             guard misses > 0 else { return }
-            let xp = embed(p, wt, tokens: firstRow, count: misses)
-            let proj = projections.reserve(misses * 2 * g4)
-            for dir in 0..<2 { gemm(false, false, misses, g4, d, xp, d, wt.wx[dir], g4, 0, proj + dir * g4, 2 * g4) }
+            // Products of one fixed shape (blocks of 8 rows, the last padded with zeros): OpenBLAS
+            // picks its kernel, and so its rounding, by shape, and a token's cached value must not
+            // depend on which batch happened to see it first, or answers would vary from run to run.
+            let block = 8, padded = (misses + block - 1) / block * block
+            let xp = embed(p, wt, tokens: firstRow, count: misses, rows: padded, block: block)
+            let proj = projections.reserve(padded * 2 * g4)
+            for b in stride(from: 0, to: padded, by: block) {
+                for dir in 0..<2 {
+                    gemm(false, false, block, g4, d, xp + b * d, d, wt.wx[dir], g4, 0, proj + b * 2 * g4 + dir * g4, 2 * g4)
+                }
+            }
             let missHashes = missHashesScratch.reserve(misses)
             for m in 0..<misses { missHashes[m] = hashes[Int(firstRow[m])] }
             cache.store(count: misses, key: { key(Int(firstRow[$0])) }, hashes: missHashes,
@@ -163,11 +171,15 @@ final class Workspace {
     }
 
     /// The network's input rows for `count` tokens, row j for token `tokens[j]`: word vector,
-    /// character features, casing one-hot. Each column is written, so the buffer is not zeroed first.
-    private func embed(_ p: Parameters, _ wt: ForwardWeights, tokens: UnsafePointer<Int32>, count: Int) -> UnsafeMutablePointer<Float> {
+    /// character features, casing one-hot, then zero rows up to `rows`. Each column is written, so
+    /// the buffer is not zeroed first.
+    /// `block` runs the character convolution in products of that many rows (see `forward(_:cache:)`).
+    private func embed(_ p: Parameters, _ wt: ForwardWeights, tokens: UnsafePointer<Int32>, count: Int,
+                       rows: Int? = nil, block: Int? = nil) -> UnsafeMutablePointer<Float> {
         let c = p.config
         let d = c.inputDim, dw = c.wordDim, f = c.charFeatures
-        let xp = x.reserve(count * d)
+        let xp = x.reserve((rows ?? count) * d)
+        (xp + count * d).update(repeating: 0, count: ((rows ?? count) - count) * d)
         for j in 0..<count {
             let row = Int(tokens[j])
             (xp + j * d).update(from: p.words + Int(ids.words[row]) * dw, count: dw)
@@ -175,14 +187,14 @@ final class Workspace {
             onehot.update(repeating: 0, count: Casing.count)
             onehot[Int(ids.casing[row])] = 1
         }
-        if c.charDim > 0 { charForward(p, wt, tokens: tokens, count: count, xp) }
+        if c.charDim > 0 { charForward(p, wt, tokens: tokens, count: count, xp, block: block) }
         return xp
     }
 
     /// im2col over every character of the tokens, one GEMM for the convolution, max over each word.
     /// With all rows in order (training), character positions match the batch's, as `charBackward` expects.
     private func charForward(_ p: Parameters, _ wt: ForwardWeights, tokens: UnsafePointer<Int32>, count: Int,
-                             _ xp: UnsafeMutablePointer<Float>) {
+                             _ xp: UnsafeMutablePointer<Float>, block: Int? = nil) {
         let c = p.config, l = p.layout
         let dc = c.charDim, win = c.charWindow, f = c.charFilters, d = c.inputDim, dw = c.wordDim
         let width = win * dc, half = win / 2
@@ -193,7 +205,9 @@ final class Workspace {
         }
         // Every slot is written below, so only windows that hang over a word's edge are zeroed
         // rather than the whole buffer first.
-        let colp = cols.reserve(total * width)
+        let padded = block.map { (total + $0 - 1) / $0 * $0 } ?? total
+        let colp = cols.reserve(padded * width)
+        (colp + total * width).update(repeating: 0, count: (padded - total) * width)
         let emb = p.pointer(l.charEmb)
         var at = 0
         for j in 0..<count {
@@ -211,9 +225,12 @@ final class Workspace {
             }
             at += hi - lo
         }
-        let out = convOut.reserve(total * f)
-        for i in 0..<total { (out + i * f).update(from: p.pointer(l.convB), count: f) }
-        gemm(false, false, total, f, width, colp, width, wt.convW, f, 1, out, f)
+        let out = convOut.reserve(padded * f)
+        for i in 0..<padded { (out + i * f).update(from: p.pointer(l.convB), count: f) }
+        let step = block ?? max(total, 1)
+        for b in stride(from: 0, to: padded, by: step) {
+            gemm(false, false, min(step, padded - b), f, width, colp + b * width, width, wt.convW, f, 1, out + b * f, f)
+        }
         let arg = argmax.reserve(count * f)
         at = 0
         for j in 0..<count {

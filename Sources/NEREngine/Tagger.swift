@@ -35,7 +35,9 @@ final class Tagger: @unchecked Sendable {
         return body(ws)
     }
 
-    var tables: CRFTables { CRFTables(params, tags: tagSet) }
+    /// Set for a loaded model, whose transitions never change; training rebuilds them per use.
+    var fixedTables: CRFTables?
+    var tables: CRFTables { fixedTables ?? CRFTables(params, tags: tagSet) }
 
     /// Sentences grouped by length into batches of at most `size`, in input order within a length.
     static func batches(lengths: [Int], size: Int) -> [[Int]] {

@@ -108,18 +108,21 @@ final class WordTable: @unchecked Sendable {
 
     func lookup(_ word: String) -> Int32? {
         var w = word
-        return w.withUTF8 { key -> Int32? in
-            var h = WordTable.hash(key) & slotMask
-            while true {
-                let s = Int(slots[h])
-                if s == 0 || s > count { return nil }
-                let lo = Int(offsets[s - 1]), hi = Int(offsets[s])
-                if hi - lo == key.count && hi <= blobSize
-                    && (key.isEmpty || memcmp(blob + lo, key.baseAddress!, key.count) == 0) {
-                    return Int32(s - 1)
-                }
-                h = (h + 1) & slotMask
+        return w.withUTF8 { lookup(bytes: $0) }
+    }
+
+    /// The id of the word whose UTF-8 is `key`.
+    func lookup(bytes key: UnsafeBufferPointer<UInt8>) -> Int32? {
+        var h = WordTable.hash(key) & slotMask
+        while true {
+            let s = Int(slots[h])
+            if s == 0 || s > count { return nil }
+            let lo = Int(offsets[s - 1]), hi = Int(offsets[s])
+            if hi - lo == key.count && hi <= blobSize
+                && (key.isEmpty || memcmp(blob + lo, key.baseAddress!, key.count) == 0) {
+                return Int32(s - 1)
             }
+            h = (h + 1) & slotMask
         }
     }
 

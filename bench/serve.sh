@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # ner-serve benchmark on loopback: wrk posting one CoNLL-like sentence per request (text/plain),
-# 2 threads, 32 and then 256 connections, DURATION seconds each; start-to-ready time; resident
-# memory against the model's size on disk.
+# 2 threads, 32 and then 256 connections, DURATION seconds each; then 32 connections posting
+# different sentences in turn (SENTENCES, one per line; default the shipped example dev set), whose
+# lengths and words vary as real traffic does; start-to-ready time; resident memory against the
+# model's size on disk.
 # Throughput is bounded by the model's forward pass; compare with
 #   ner-infer --model DIR < sentences.txt   (sentences/s of the same model without HTTP).
 #   MODEL=DIR     serve this model folder (default: train one on examples/data with the default
 #                 sizes, EPOCHS=1 epoch, which takes a few minutes; speed does not depend on epochs)
 #   DURATION=30   seconds per wrk run      PORT=18080    port to use
+#   SENTENCES=FILE   raw sentences for the mixed run (default: examples/data/dev.txt as text)
 #   SERVE_ARGS    extra ner-serve flags (e.g. "--max-batch-delay 1")
 set -euo pipefail
+source "$(dirname "$0")/lib.bash"
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-30}
@@ -61,6 +65,18 @@ function done(summary, latency, requests)
 end
 LUA
 
+# The same script posting SENTENCES' lines in turn (the first 1,000 of at least three tokens).
+if [ -n "${SENTENCES:-}" ]; then cat "$SENTENCES"; else conll_raw "$ROOT/examples/data/dev.txt"; fi |
+  python3 -c '
+import json, sys
+lines = [l.strip() for l in sys.stdin if len(l.split()) >= 3][:1000]
+print("-- %d sentences" % len(lines))
+print("local bodies = {" + ",".join(json.dumps(l) for l in lines) + "}")
+print("local i = 0")
+print("function request() i = i + 1; return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1]) end")
+' > "$work/mixed.lua"
+sed '/^wrk.body/d' "$work/post.lua" >> "$work/mixed.lua"
+
 # Start to ready: from exec to the first 200 from /readyz.
 t0=$(date +%s%N)
 "$BIN/ner-serve" --model "$model" --port "$PORT" --poll-interval 0 ${SERVE_ARGS:-} 2> "$work/serve.log" &
@@ -78,6 +94,8 @@ for connections in 32 256; do
   wrk -t2 -c"$connections" -d"${DURATION}s" --latency -s "$work/post.lua" "http://127.0.0.1:$PORT/ner" > "$work/wrk-$connections.txt"
   echo "wrk 2 threads, $connections connections, ${DURATION} s: $(grep '^RESULT' "$work/wrk-$connections.txt" | cut -d' ' -f2-)"
 done
+wrk -t2 -c32 -d"${DURATION}s" --latency -s "$work/mixed.lua" "http://127.0.0.1:$PORT/ner" > "$work/wrk-mixed.txt"
+echo "wrk 2 threads, 32 connections, ${DURATION} s, $(sed -n '1s/-- //p' "$work/mixed.lua") in turn: $(grep '^RESULT' "$work/wrk-mixed.txt" | cut -d' ' -f2-)"
 # The HTTP layer's own ceiling, no model involved: the same wrk load on GET /healthz.
 wrk -t2 -c32 -d"$(( DURATION < 10 ? DURATION : 10 ))s" --latency "http://127.0.0.1:$PORT/healthz" > "$work/wrk-healthz.txt"
 echo "GET /healthz (no model), 32 connections: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-healthz.txt") req/s, p99 $(awk '$1 == "99%" {print $2}' "$work/wrk-healthz.txt")"

@@ -137,93 +137,113 @@ final class CRFScratch {
         return logZ - goldScore
     }
 
-    /// The best tag paths (Viterbi, in log space) of a time-major batch: emission row `t * n + i` is
-    /// sentence i at step t. Returns the tags as `[t * n + i]`. Scores are kept tag-major with the
-    /// sentences innermost, so every step is a few loops over the batch that vectorise; one sentence
-    /// at a time it was scalar code over 17 tags.
-    func viterbi(_ e: UnsafePointer<Float>, n: Int, length t: Int, _ tab: CRFTables) -> UnsafePointer<Int32> {
-        let k = tab.k
+    /// The best tag paths (Viterbi, in log space) of a time-major batch: emission row `t * n + i`
+    /// is sentence i at step t, n = `lengths.count`, lengths longest first. Returns the tags as
+    /// `[t * n + i]`. Scores are kept tag-major with the sentences innermost, so every step is a few
+    /// loops over the sentences still going that vectorise; one sentence at a time it was scalar
+    /// code over 17 tags.
+    func viterbi(_ e: UnsafePointer<Float>, lengths: [Int], _ tab: CRFTables) -> UnsafePointer<Int32> {
+        let k = tab.k, n = lengths.count, t = lengths.first ?? 0
         let score = alpha.reserve(2 * k * n), bp = back.reserve(t * k * n), out = path.reserve(t * n)
         for b in 0..<k {
             let cur = score + b * n, ls = tab.logStart[b]
             for i in 0..<n { cur[i] = ls + Double(e[i * k + b]) }
         }
+        var active = n
         for step in 1..<max(t, 1) {
+            while active > 0 && lengths[active - 1] <= step { active -= 1 }
             let prev = score + ((step - 1) & 1) * k * n, row = e + step * n * k
             for b in 0..<k {
                 let cur = score + ((step & 1) * k + b) * n, arg = bp + (step * k + b) * n
-                for i in 0..<n { cur[i] = -.infinity; arg[i] = 0 }
+                for i in 0..<active { cur[i] = -.infinity; arg[i] = 0 }
                 for q in tab.fromStart[b]..<tab.fromStart[b + 1] {
                     let a = tab.fromTags[q], lt = tab.logTrans[a * k + b], pa = prev + a * n, a32 = Int32(a)
-                    for i in 0..<n {
+                    for i in 0..<active {
                         let v = pa[i] + lt, better = v > cur[i]
                         cur[i] = better ? v : cur[i]
                         arg[i] = better ? a32 : arg[i]
                     }
                 }
-                for i in 0..<n { cur[i] += Double(row[i * k + b]) }
+                for i in 0..<active { cur[i] += Double(row[i * k + b]) }
+                // Sentences that have ended carry their final scores along.
+                for i in active..<n { cur[i] = prev[b * n + i] }
             }
         }
         let last = score + ((t - 1) & 1) * k * n
         for i in 0..<n {
+            let end = lengths[i] - 1
             var best = -Double.infinity, arg = 0
             for b in 0..<k {
                 let v = last[b * n + i] + tab.logEnd[b]
                 if v > best { best = v; arg = b }
             }
-            out[(t - 1) * n + i] = Int32(arg)
-            for step in stride(from: t - 1, through: 1, by: -1) {
+            out[end * n + i] = Int32(arg)
+            for step in stride(from: end, through: 1, by: -1) {
                 out[(step - 1) * n + i] = bp[(step * k + Int(out[step * n + i])) * n + i]
             }
         }
         return UnsafePointer(out)
     }
 
-    /// Node marginals of a time-major batch (layout as in `viterbi`), returned as `[(t * k + tag) * n + i]`:
-    /// the arithmetic of `forwardBackward`, in the same order, over all sentences at once.
-    func marginals(_ e: UnsafePointer<Float>, n: Int, length t: Int, _ tab: CRFTables) -> UnsafePointer<Double> {
-        let k = tab.k
+    /// Node marginals of a time-major batch (layout as in `viterbi`), returned as
+    /// `[(t * k + tag) * n + i]` for t below sentence i's length: the arithmetic of
+    /// `forwardBackward`, in the same order, over all sentences at once.
+    func marginals(_ e: UnsafePointer<Float>, lengths: [Int], _ tab: CRFTables) -> UnsafePointer<Double> {
+        let k = tab.k, n = lengths.count, t = lengths.first ?? 0
         let al = alpha.reserve(t * k * n), be = beta.reserve(t * k * n), ex = expE.reserve(t * k * n)
         // Row `step` of `s` holds that step's normaliser; row t is a work row.
         let s = norm.reserve((t + 1) * n), work = s + t * n
+        // going[step]: how many sentences (a prefix, as they are longest first) reach `step`.
+        let going = (0...t).map { step in lengths.firstIndex { $0 <= step } ?? n }
         for step in 0..<t {
+            let m = going[step]
             let row = e + step * n * k, exs = ex + step * k * n, cur = al + step * k * n, sum = s + step * n
-            for i in 0..<n { work[i] = -.infinity; sum[i] = 0 }
-            for b in 0..<k { for i in 0..<n { work[i] = max(work[i], Double(row[i * k + b])) } }
-            for b in 0..<k { for i in 0..<n { exs[b * n + i] = exp(Double(row[i * k + b]) - work[i]) } }
+            for i in 0..<m { work[i] = -.infinity; sum[i] = 0 }
+            for b in 0..<k { for i in 0..<m { work[i] = max(work[i], Double(row[i * k + b])) } }
+            for b in 0..<k { for i in 0..<m { exs[b * n + i] = exp(Double(row[i * k + b]) - work[i]) } }
             for b in 0..<k {
                 let v = cur + b * n
                 if step == 0 {
-                    for i in 0..<n { v[i] = tab.expStart[b] }
+                    for i in 0..<m { v[i] = tab.expStart[b] }
                 } else {
-                    for i in 0..<n { v[i] = 0 }
+                    for i in 0..<m { v[i] = 0 }
                     let prev = al + (step - 1) * k * n
                     for q in tab.fromStart[b]..<tab.fromStart[b + 1] {
                         let a = tab.fromTags[q], tr = tab.expTrans[a * k + b], pa = prev + a * n
-                        for i in 0..<n { v[i] += pa[i] * tr }
+                        for i in 0..<m { v[i] += pa[i] * tr }
                     }
                 }
-                for i in 0..<n { v[i] *= exs[b * n + i]; sum[i] += v[i] }
+                for i in 0..<m { v[i] *= exs[b * n + i]; sum[i] += v[i] }
             }
-            for b in 0..<k { for i in 0..<n { cur[b * n + i] /= sum[i] } }
+            for b in 0..<k { for i in 0..<m { cur[b * n + i] /= sum[i] } }
         }
-        let lastA = al + (t - 1) * k * n, lastB = be + (t - 1) * k * n
-        for i in 0..<n { work[i] = 0 }
-        for b in 0..<k { for i in 0..<n { work[i] += lastA[b * n + i] * tab.expEnd[b] } }
-        for a in 0..<k { for i in 0..<n { lastB[a * n + i] = tab.expEnd[a] / work[i] } }
+        // Each sentence's backward pass starts at its own last step.
+        for i in 0..<n {
+            let last = lengths[i] - 1
+            work[i] = 0
+            for b in 0..<k { work[i] += al[(last * k + b) * n + i] * tab.expEnd[b] }
+            for a in 0..<k { be[(last * k + a) * n + i] = tab.expEnd[a] / work[i] }
+        }
         for step in stride(from: t - 2, through: 0, by: -1) {
+            let m = going[step + 1]
             let next = be + (step + 1) * k * n, en = ex + (step + 1) * k * n, sn = s + (step + 1) * n
             for a in 0..<k {
                 let v = be + (step * k + a) * n
-                for i in 0..<n { v[i] = 0 }
+                for i in 0..<m { v[i] = 0 }
                 for q in tab.toStart[a]..<tab.toStart[a + 1] {
                     let b = tab.toTags[q], tr = tab.expTrans[a * k + b], eb = en + b * n, nb = next + b * n
-                    for i in 0..<n { v[i] += tr * eb[i] * nb[i] }
+                    for i in 0..<m { v[i] += tr * eb[i] * nb[i] }
                 }
-                for i in 0..<n { v[i] /= sn[i] }
+                for i in 0..<m { v[i] /= sn[i] }
             }
         }
-        for q in 0..<(t * k * n) { al[q] *= be[q] }
+        for step in 0..<t {
+            let m = going[step]
+            for b in 0..<k {
+                let q = (step * k + b) * n
+                for i in 0..<m { al[q + i] *= be[q + i] }
+            }
+        }
         return UnsafePointer(al)
     }
 }

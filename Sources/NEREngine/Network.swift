@@ -1,14 +1,14 @@
 import Foundation
 
-/// The fast path: forward and backward for a batch of sentences that all have the same length,
-/// laid out time-major (row `t * n + i` is token t of sentence i), so every step of the LSTM is one
-/// GEMM over the batch and no padding or masking is needed. One workspace per thread; buffers grow
-/// to the largest batch seen and are then reused.
 /// A batch's ids laid out time-major (row `t * n + i` is token t of sentence i), as the CPU and
-/// GPU paths both read them. Arrays keep their capacity from batch to batch.
+/// GPU paths both read them. Sentences may differ in length (inference sorts them longest first);
+/// the rows past a sentence's end are padding, with word 0 and no characters, and are never used.
+/// Arrays keep their capacity from batch to batch.
 struct TimeMajorIds {
     private(set) var n = 0
+    /// The longest sentence's length.
     private(set) var length = 0
+    private(set) var lengths: [Int] = []
     var rows: Int { n * length }
     private(set) var words: [Int32] = []
     private(set) var casing: [UInt8] = []
@@ -30,7 +30,8 @@ struct TimeMajorIds {
 
     mutating func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
         n = batch.count
-        length = batch.first?.count ?? 0
+        lengths = batch.map(\.count)
+        length = lengths.max() ?? 0
         words.removeAll(keepingCapacity: true)
         casing.removeAll(keepingCapacity: true)
         tags.removeAll(keepingCapacity: true)
@@ -41,6 +42,12 @@ struct TimeMajorIds {
         let hasTags = batch.allSatisfy { $0.tags.count == $0.count }
         for t in 0..<length {
             for s in batch {
+                if t >= s.count {
+                    words.append(0)
+                    casing.append(0)
+                    charStarts.append(Int32(tokenChars.count))
+                    continue
+                }
                 words.append(s.words[t])
                 casing.append(s.casing[t])
                 if hasTags { tags.append(s.tags[t]) }
@@ -52,6 +59,10 @@ struct TimeMajorIds {
     }
 }
 
+/// The fast path: forward and backward for a batch laid out time-major, so every step of the LSTM
+/// is one GEMM over the batch. Training batches have one length, so no padding or masking is
+/// needed; inference (`forward(_:cache:)`) takes mixed lengths. One workspace per thread; buffers
+/// grow to the largest batch seen and are then reused.
 final class Workspace {
     /// The loaded batch's ids.
     private(set) var ids = TimeMajorIds()
@@ -70,11 +81,12 @@ final class Workspace {
     let allRows = Scratch<Int32>(), rowHashes = Scratch<UInt64>(), rowFound = Scratch<Bool>()
     let missFirstRow = Scratch<Int32>(), rowMiss = Scratch<Int32>(), missHashesScratch = Scratch<UInt64>()
     let missProjections = Scratch<Float>()
+    let hSteps = [Scratch<Float>(), Scratch<Float>()]
     private var missByHash: [UInt64: Int32] = [:]
     private let transposes = ForwardWeights()
     var dropoutUsed = false
 
-    /// Loads sentences (all of one length).
+    /// Loads sentences (of one length for training; longest first for `forward(_:cache:)`).
     func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence { ids.load(batch) }
 
     /// Computes the emissions (rows × K). `dropout` > 0 draws masks from `rng` (training).
@@ -98,55 +110,111 @@ final class Workspace {
         recurAndEmit(p, wt)
     }
 
-    /// Inference: `forward` without dropout, taking each token's input projection from `cache` when
-    /// it holds one and computing (then storing) the others, each distinct token once.
-    func forward(_ p: Parameters, cache: ProjectionCache) {
+    /// Inference over sentences of any lengths, longest first: each direction steps through its
+    /// sentences from their own first (forward) or last (backward) token, the sentences still going
+    /// at step s being the first few, so each step is one product over those and padding costs
+    /// nothing. With a `cache`, each token's input projection comes from there when it holds one;
+    /// the others are computed, each distinct token once, and stored.
+    func forward(_ p: Parameters, cache: ProjectionCache?) {
         let c = p.config
-        let r = rows, d = c.inputDim, g4 = 4 * c.hidden
+        let n = self.n, d = c.inputDim, h = c.hidden, g4 = 4 * h, k = c.tagCount
+        let lengths = ids.lengths
         let wt = weights(p)
         dropoutUsed = false
-        let g0 = gates[0].reserve(r * g4), g1 = gates[1].reserve(r * g4)
-        let hashes = rowHashes.reserve(r), found = rowFound.reserve(r)
-        let firstRow = missFirstRow.reserve(r), missOf = rowMiss.reserve(r)
-        let projections = missProjections
-        ids.withKeys { key in
-            cache.fetch(count: r, key: key, hashes: hashes, into: { g0 + $0 * g4 }, { g1 + $0 * g4 }, found: found)
-            // The distinct tokens not found: firstRow[m] is where miss m first occurs, missOf[row] its m.
-            var misses = 0
-            missByHash.removeAll(keepingCapacity: true)
-            for row in 0..<r where !found[row] {
-                if let m = missByHash[hashes[row]], key(Int(firstRow[Int(m)])).equals(key(row)) {
-                    missOf[row] = m
-                    continue
-                }
-                if missByHash[hashes[row]] == nil { missByHash[hashes[row]] = Int32(misses) }
-                firstRow[misses] = Int32(row)
-                missOf[row] = Int32(misses)
-                misses += 1
-            }
-            guard misses > 0 else { return }
-            // Products of one fixed shape (blocks of 8 rows, the last padded with zeros): OpenBLAS
-            // picks its kernel, and so its rounding, by shape, and a token's cached value must not
-            // depend on which batch happened to see it first, or answers would vary from run to run.
-            let block = 8, padded = (misses + block - 1) / block * block
-            let xp = embed(p, wt, tokens: firstRow, count: misses, rows: padded, block: block)
-            let proj = projections.reserve(padded * 2 * g4)
-            for b in stride(from: 0, to: padded, by: block) {
-                for dir in 0..<2 {
-                    gemm(false, false, block, g4, d, xp + b * d, d, wt.wx[dir], g4, 0, proj + b * 2 * g4 + dir * g4, 2 * g4)
-                }
-            }
-            let missHashes = missHashesScratch.reserve(misses)
-            for m in 0..<misses { missHashes[m] = hashes[Int(firstRow[m])] }
-            cache.store(count: misses, key: { key(Int(firstRow[$0])) }, hashes: missHashes,
-                        from: { UnsafePointer(proj + $0 * 2 * g4) }, { UnsafePointer(proj + $0 * 2 * g4 + g4) })
-            for row in 0..<r where !found[row] {
-                let src = proj + Int(missOf[row]) * 2 * g4
-                (g0 + row * g4).update(from: src, count: g4)
-                (g1 + row * g4).update(from: src + g4, count: g4)
+        // Gates in step order for both directions: row s * n + i is step s of sentence i, which is
+        // token s going forward and token length - 1 - s going backward.
+        let g0 = gates[0].reserve(rows * g4), g1 = gates[1].reserve(rows * g4)
+        let real = allRows.reserve(rows)
+        var count = 0
+        for t in 0..<length {
+            for i in 0..<n where t < lengths[i] {
+                real[count] = Int32(t * n + i)
+                count += 1
             }
         }
-        recurAndEmit(p, wt)
+        @inline(__always) func backRow(_ row: Int) -> Int {
+            let t = row / n, i = row - t * n
+            return (lengths[i] - 1 - t) * n + i
+        }
+        let hashes = rowHashes.reserve(count), found = rowFound.reserve(count)
+        let firstRow = missFirstRow.reserve(count), missOf = rowMiss.reserve(count)
+        let missHashes = missHashesScratch.reserve(count)
+        let projections = missProjections
+        ids.withKeys { key in
+            // The distinct tokens to compute: firstRow[m] is where miss m first occurs, missOf[j] is
+            // real row j's m. Without a cache every token is computed, repeats included.
+            var misses = 0
+            if let cache {
+                cache.fetch(count: count, key: { key(Int(real[$0])) }, hashes: hashes,
+                            into: { g0 + Int(real[$0]) * g4 }, { g1 + backRow(Int(real[$0])) * g4 }, found: found)
+                missByHash.removeAll(keepingCapacity: true)
+                for j in 0..<count where !found[j] {
+                    let row = Int(real[j])
+                    if let m = missByHash[hashes[j]], key(Int(firstRow[Int(m)])).equals(key(row)) {
+                        missOf[j] = m
+                        continue
+                    }
+                    if missByHash[hashes[j]] == nil { missByHash[hashes[j]] = Int32(misses) }
+                    firstRow[misses] = Int32(row)
+                    missHashes[misses] = hashes[j]
+                    missOf[j] = Int32(misses)
+                    misses += 1
+                }
+            } else {
+                for j in 0..<count {
+                    found[j] = false
+                    firstRow[j] = real[j]
+                    missOf[j] = Int32(j)
+                }
+                misses = count
+            }
+            guard misses > 0 else { return }
+            // With a cache, products of one fixed shape (blocks of 8 rows, the last padded with
+            // zeros): OpenBLAS picks its kernel, and so its rounding, by shape, and a token's cached
+            // value must not depend on which batch happened to see it first, or answers would vary
+            // from run to run.
+            let block = cache == nil ? nil : 8
+            let padded = block.map { (misses + $0 - 1) / $0 * $0 } ?? misses
+            let xp = embed(p, wt, tokens: firstRow, count: misses, rows: padded, block: block)
+            let proj = projections.reserve(padded * 2 * g4)
+            let step = block ?? padded
+            for b in stride(from: 0, to: padded, by: step) {
+                for dir in 0..<2 {
+                    gemm(false, false, step, g4, d, xp + b * d, d, wt.wx[dir], g4, 0, proj + b * 2 * g4 + dir * g4, 2 * g4)
+                }
+            }
+            if let cache {
+                cache.store(count: misses, key: { key(Int(firstRow[$0])) }, hashes: missHashes,
+                            from: { UnsafePointer(proj + $0 * 2 * g4) }, { UnsafePointer(proj + $0 * 2 * g4 + g4) })
+            }
+            for j in 0..<count where !found[j] {
+                let src = proj + Int(missOf[j]) * 2 * g4, row = Int(real[j])
+                (g0 + row * g4).update(from: src, count: g4)
+                (g1 + backRow(row) * g4).update(from: src + g4, count: g4)
+            }
+        }
+        // Each direction's hidden states in step order, then side by side in token order.
+        let hs = [hSteps[0].reserve(rows * h), hSteps[1].reserve(rows * h)]
+        for dir in 0..<2 {
+            let g = gates[dir].pointer, cell = cells[dir].reserve(rows * h), tc = tanhCells[dir].reserve(rows * h)
+            var active = n
+            for s in 0..<length {
+                while active > 0 && lengths[active - 1] <= s { active -= 1 }
+                let gt = g + s * n * g4
+                if s > 0 { gemm(false, false, active, g4, h, hs[dir] + (s - 1) * n * h, h, wt.wh[dir], g4, 1, gt, g4) }
+                lstmStep(p, dir: dir, rows: active, gates: gt, previousCell: s > 0 ? cell + (s - 1) * n * h : nil,
+                         cell: cell + s * n * h, tanhCell: tc + s * n * h, h: hs[dir] + s * n * h, hStride: h)
+            }
+        }
+        let hc = hcat.zeroed(rows * 2 * h)
+        for j in 0..<count {
+            let row = Int(real[j])
+            (hc + row * 2 * h).update(from: hs[0] + row * h, count: h)
+            (hc + row * 2 * h + h).update(from: hs[1] + backRow(row) * h, count: h)
+        }
+        let e = emissions.reserve(rows * k)
+        for row in 0..<rows { (e + row * k).update(from: p.pointer(p.layout.outB), count: k) }
+        gemm(false, false, rows, k, 2 * h, hc, 2 * h, wt.outW, k, 1, e, k)
     }
 
     private func weights(_ p: Parameters) -> ForwardWeights {
@@ -256,42 +324,51 @@ final class Workspace {
 
     /// One direction's recurrence; `gates[dir]` holds the input projections (bias not yet added).
     private func lstmForward(_ p: Parameters, _ wt: ForwardWeights, dir: Int, hcat hc: UnsafeMutablePointer<Float>) {
-        let c = p.config, l = p.layout
-        let r = rows, h = c.hidden, g4 = 4 * h, n = self.n
-        let g = gates[dir].pointer, cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
-        let bias = p.pointer(l.b[dir])
-        let wh = wt.wh[dir]
+        let h = p.config.hidden, g4 = 4 * h, n = self.n
+        let g = gates[dir].pointer, cell = cells[dir].reserve(rows * h), tc = tanhCells[dir].reserve(rows * h)
         let hOff = dir * h
         for s in 0..<length {
             let t = dir == 0 ? s : length - 1 - s
             let prevT = dir == 0 ? t - 1 : t + 1
             let gt = g + t * n * g4
-            if s > 0 { gemm(false, false, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wh, g4, 1, gt, g4) }
-            // The step's gates and cells are contiguous, so each activation is one long vector loop over
-            // the whole step; loops per row left a scalar remainder in every row (h = 100 is not a
-            // multiple of 8). tanh(x) = 2 sigmoid(2x) - 1 lets one sigmoid loop cover all four gates.
-            for i in 0..<n {
-                let gr = gt + i * g4, gc = gr + 2 * h
-                for j in 0..<g4 { gr[j] += bias[j] }
-                for j in 0..<h { gc[j] *= 2 }
+            if s > 0 { gemm(false, false, n, g4, h, hc + prevT * n * 2 * h + hOff, 2 * h, wt.wh[dir], g4, 1, gt, g4) }
+            lstmStep(p, dir: dir, rows: n, gates: gt, previousCell: s > 0 ? cell + prevT * n * h : nil,
+                     cell: cell + t * n * h, tanhCell: tc + t * n * h, h: hc + t * n * 2 * h + hOff, hStride: 2 * h)
+        }
+    }
+
+    /// One LSTM step for `rows` sentences: adds the bias to their gate pre-activations (input and
+    /// recurrent products), applies the activations in place (kept for the backward pass), and
+    /// writes the cells, their tanh and the hidden states (rows `hStride` apart).
+    @inline(__always)
+    private func lstmStep(_ p: Parameters, dir: Int, rows n: Int, gates gt: UnsafeMutablePointer<Float>,
+                          previousCell: UnsafePointer<Float>?, cell ct: UnsafeMutablePointer<Float>,
+                          tanhCell tt: UnsafeMutablePointer<Float>, h hp: UnsafeMutablePointer<Float>, hStride: Int) {
+        let h = p.config.hidden, g4 = 4 * h
+        let bias = p.pointer(p.layout.b[dir])
+        // The step's gates and cells are contiguous, so each activation is one long vector loop over
+        // the whole step; loops per row left a scalar remainder in every row (h = 100 is not a
+        // multiple of 8). tanh(x) = 2 sigmoid(2x) - 1 lets one sigmoid loop cover all four gates.
+        for i in 0..<n {
+            let gr = gt + i * g4, gc = gr + 2 * h
+            for j in 0..<g4 { gr[j] += bias[j] }
+            for j in 0..<h { gc[j] *= 2 }
+        }
+        for q in 0..<(n * g4) { gt[q] = sigmoid(gt[q]) }
+        for i in 0..<n {
+            let gr = gt + i * g4, cr = ct + i * h
+            for j in (2 * h)..<(3 * h) { gr[j] = 2 * gr[j] - 1 }
+            if let previousCell {
+                let cp = previousCell + i * h
+                for j in 0..<h { cr[j] = gr[h + j] * cp[j] + gr[j] * gr[2 * h + j] }
+            } else {
+                for j in 0..<h { cr[j] = gr[j] * gr[2 * h + j] }
             }
-            for q in 0..<(n * g4) { gt[q] = sigmoid(gt[q]) }
-            for i in 0..<n {
-                let gr = gt + i * g4, cr = cell + (t * n + i) * h
-                for j in (2 * h)..<(3 * h) { gr[j] = 2 * gr[j] - 1 }
-                if s > 0 {
-                    let cp = cell + (prevT * n + i) * h
-                    for j in 0..<h { cr[j] = gr[h + j] * cp[j] + gr[j] * gr[2 * h + j] }
-                } else {
-                    for j in 0..<h { cr[j] = gr[j] * gr[2 * h + j] }
-                }
-            }
-            let ct = cell + t * n * h, tt = tc + t * n * h
-            for q in 0..<(n * h) { tt[q] = fastTanh(ct[q]) }
-            for i in 0..<n {
-                let gr = gt + i * g4, tr = tt + i * h, hr = hc + (t * n + i) * 2 * h + hOff
-                for j in 0..<h { hr[j] = gr[3 * h + j] * tr[j] }
-            }
+        }
+        for q in 0..<(n * h) { tt[q] = fastTanh(ct[q]) }
+        for i in 0..<n {
+            let gr = gt + i * g4, tr = tt + i * h, hr = hp + i * hStride
+            for j in 0..<h { hr[j] = gr[3 * h + j] * tr[j] }
         }
     }
 
@@ -398,13 +475,13 @@ final class Workspace {
     /// Gradient of the loss with respect to row `row`'s word vector (valid after `backward`).
     func wordGradient(_ row: Int, config c: ModelConfig) -> UnsafePointer<Float> { UnsafePointer(dX.pointer + row * c.inputDim) }
 
-    /// Viterbi paths and their per-token marginal probabilities for the loaded batch; sentence i's
-    /// tag at step t goes to `out[i][t]`.
+    /// Viterbi paths and their per-token marginal probabilities for the loaded batch (lengths
+    /// longest first); sentence i's tag at step t goes to `out[i][t]`.
     func decode(tables: CRFTables, k: Int, tags out: inout [[Int32]], scores: inout [[Float]]) {
-        let e = UnsafePointer(emissions.pointer), n = self.n, len = length
-        let path = crf.viterbi(e, n: n, length: len, tables)
-        let marg = crf.marginals(e, n: n, length: len, tables)
-        out = (0..<n).map { i in (0..<len).map { path[$0 * n + i] } }
-        scores = (0..<n).map { i in (0..<len).map { Float(marg[($0 * k + Int(path[$0 * n + i])) * n + i]) } }
+        let e = UnsafePointer(emissions.pointer), n = self.n, lengths = ids.lengths
+        let path = crf.viterbi(e, lengths: lengths, tables)
+        let marg = crf.marginals(e, lengths: lengths, tables)
+        out = (0..<n).map { i in (0..<lengths[i]).map { path[$0 * n + i] } }
+        scores = (0..<n).map { i in (0..<lengths[i]).map { Float(marg[($0 * k + Int(path[$0 * n + i])) * n + i]) } }
     }
 }

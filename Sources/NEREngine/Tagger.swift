@@ -73,7 +73,11 @@ final class Tagger: @unchecked Sendable {
             }
             return (tags, scores)
         }
-        let groups = Tagger.batches(lengths: sentences.map(\.count), size: 64)
+        // Longest first, in batches of 64 that may mix lengths (see `Workspace.forward(_:cache:)`).
+        let order = sentences.indices.filter { sentences[$0].count > 0 }.sorted {
+            (sentences[$0].count, $1) > (sentences[$1].count, $0)
+        }
+        let groups = stride(from: 0, to: order.count, by: 64).map { Array(order[$0..<min($0 + 64, order.count)]) }
         let tab = tables
         let k = tagSet.count
         var slots = [([[Int32]], [[Float]])](repeating: ([], []), count: groups.count)
@@ -83,16 +87,11 @@ final class Tagger: @unchecked Sendable {
             let results = buffer
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 withWorkspace { ws in
-                    var rng = SeededRandom(seed: 0)
                     while true {
                         let g = next.take()
                         if g >= groups.count { break }
                         ws.load(groups[g].lazy.map { sentences[$0] })
-                        if let cache = projectionCache {
-                            ws.forward(params, cache: cache)
-                        } else {
-                            ws.forward(params, dropout: 0, rng: &rng)
-                        }
+                        ws.forward(params, cache: projectionCache)
                         var t: [[Int32]] = [], s: [[Float]] = []
                         ws.decode(tables: tab, k: k, tags: &t, scores: &s)
                         results[g] = (t, s)

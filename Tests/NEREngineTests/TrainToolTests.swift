@@ -81,6 +81,11 @@ enum Synthetic {
         let uncached = try NERModel.load(record["model_dir"]!.stringValue!, tokenCache: 0)
         let tiny = try NERModel.load(record["model_dir"]!.stringValue!, tokenCache: 3)
         let reference = uncached.predict(sentences)
+        // Sentences of different lengths tagged in one batch get what each gets alone.
+        #expect(Set(sentences.map(\.count)).count > 2)
+        let alone = sentences.map { uncached.predict([$0])[0] }
+        #expect(alone.map(\.tags) == reference.map(\.tags))
+        #expect(zip(alone, reference).allSatisfy { a, b in zip(a.scores, b.scores).allSatisfy { abs($0 - $1) < 1e-5 } })
         // What a token's entry holds does not depend on which batch computed it: a model that has
         // seen other sentences first answers bit for bit the same.
         let warmed = try NERModel.load(record["model_dir"]!.stringValue!)

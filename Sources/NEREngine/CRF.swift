@@ -137,12 +137,13 @@ final class CRFScratch {
         return logZ - goldScore
     }
 
-    /// The best tag paths (Viterbi, in log space) of a time-major batch: emission row `t * n + i`
-    /// is sentence i at step t, n = `lengths.count`, lengths longest first. Returns the tags as
+    /// The best tag paths (Viterbi, in log space) of a time-major batch: emission row
+    /// `stepStart[t] + i` is sentence i at step t, n = `lengths.count`, lengths longest first (see
+    /// `TimeMajorIds`). Returns the tags as
     /// `[t * n + i]`. Scores are kept tag-major with the sentences innermost, so every step is a few
     /// loops over the sentences still going that vectorise; one sentence at a time it was scalar
     /// code over 17 tags.
-    func viterbi(_ e: UnsafePointer<Float>, lengths: [Int], _ tab: CRFTables) -> UnsafePointer<Int32> {
+    func viterbi(_ e: UnsafePointer<Float>, lengths: [Int], stepStart: [Int], _ tab: CRFTables) -> UnsafePointer<Int32> {
         let k = tab.k, n = lengths.count, t = lengths.first ?? 0
         let score = alpha.reserve(2 * k * n), bp = back.reserve(t * k * n), out = path.reserve(t * n)
         for b in 0..<k {
@@ -152,7 +153,7 @@ final class CRFScratch {
         var active = n
         for step in 1..<max(t, 1) {
             while active > 0 && lengths[active - 1] <= step { active -= 1 }
-            let prev = score + ((step - 1) & 1) * k * n, row = e + step * n * k
+            let prev = score + ((step - 1) & 1) * k * n, row = e + stepStart[step] * k
             for b in 0..<k {
                 let cur = score + ((step & 1) * k + b) * n, arg = bp + (step * k + b) * n
                 for i in 0..<active { cur[i] = -.infinity; arg[i] = 0 }
@@ -188,7 +189,7 @@ final class CRFScratch {
     /// Node marginals of a time-major batch (layout as in `viterbi`), returned as
     /// `[(t * k + tag) * n + i]` for t below sentence i's length: the arithmetic of
     /// `forwardBackward`, in the same order, over all sentences at once.
-    func marginals(_ e: UnsafePointer<Float>, lengths: [Int], _ tab: CRFTables) -> UnsafePointer<Double> {
+    func marginals(_ e: UnsafePointer<Float>, lengths: [Int], stepStart: [Int], _ tab: CRFTables) -> UnsafePointer<Double> {
         let k = tab.k, n = lengths.count, t = lengths.first ?? 0
         let al = alpha.reserve(t * k * n), be = beta.reserve(t * k * n), ex = expE.reserve(t * k * n)
         // Row `step` of `s` holds that step's normaliser; row t is a work row.
@@ -197,7 +198,7 @@ final class CRFScratch {
         let going = (0...t).map { step in lengths.firstIndex { $0 <= step } ?? n }
         for step in 0..<t {
             let m = going[step]
-            let row = e + step * n * k, exs = ex + step * k * n, cur = al + step * k * n, sum = s + step * n
+            let row = e + stepStart[step] * k, exs = ex + step * k * n, cur = al + step * k * n, sum = s + step * n
             for i in 0..<m { work[i] = -.infinity; sum[i] = 0 }
             for b in 0..<k { for i in 0..<m { work[i] = max(work[i], Double(row[i * k + b])) } }
             for b in 0..<k { for i in 0..<m { exs[b * n + i] = exp(Double(row[i * k + b]) - work[i]) } }

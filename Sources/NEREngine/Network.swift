@@ -1,15 +1,18 @@
 import Foundation
 
-/// A batch's ids laid out time-major (row `t * n + i` is token t of sentence i), as the CPU and
-/// GPU paths both read them. Sentences may differ in length (inference sorts them longest first);
-/// the rows past a sentence's end are padding, with word 0 and no characters, and are never used.
-/// Arrays keep their capacity from batch to batch.
+/// A batch's ids laid out time-major, as the CPU and GPU paths both read them: the rows of step t
+/// are `stepStart[t] + i` for the sentences i that reach it. Sentences of one length (training)
+/// make that `t * n + i`; inference also takes mixed lengths, longest first, so the sentences that
+/// reach a step are always the first few and no row is padding. Arrays keep their capacity from
+/// batch to batch.
 struct TimeMajorIds {
     private(set) var n = 0
     /// The longest sentence's length.
     private(set) var length = 0
     private(set) var lengths: [Int] = []
-    var rows: Int { n * length }
+    /// Where each step's rows begin, and the row count last.
+    private(set) var stepStart: [Int] = [0]
+    var rows: Int { stepStart[length] }
     private(set) var words: [Int32] = []
     private(set) var casing: [UInt8] = []
     /// Gold tags; empty when any sentence of the batch has none.
@@ -31,23 +34,20 @@ struct TimeMajorIds {
     mutating func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
         n = batch.count
         lengths = batch.map(\.count)
-        length = lengths.max() ?? 0
+        length = lengths.first ?? 0
+        precondition(zip(lengths, lengths.dropFirst()).allSatisfy { $0 >= $1 }, "sentences must come longest first")
+        stepStart.removeAll(keepingCapacity: true)
         words.removeAll(keepingCapacity: true)
         casing.removeAll(keepingCapacity: true)
         tags.removeAll(keepingCapacity: true)
         tokenChars.removeAll(keepingCapacity: true)
         charStarts.removeAll(keepingCapacity: true)
         charStarts.append(0)
-        words.reserveCapacity(rows)
         let hasTags = batch.allSatisfy { $0.tags.count == $0.count }
         for t in 0..<length {
+            stepStart.append(words.count)
             for s in batch {
-                if t >= s.count {
-                    words.append(0)
-                    casing.append(0)
-                    charStarts.append(Int32(tokenChars.count))
-                    continue
-                }
+                if t >= s.count { break }
                 words.append(s.words[t])
                 casing.append(s.casing[t])
                 if hasTags { tags.append(s.tags[t]) }
@@ -56,6 +56,7 @@ struct TimeMajorIds {
                 charStarts.append(Int32(tokenChars.count))
             }
         }
+        stepStart.append(words.count)
     }
 }
 
@@ -78,7 +79,7 @@ final class Workspace {
     let dEmissions = Scratch<Float>(), dH = Scratch<Float>(), dGates = Scratch<Float>(), dX = Scratch<Float>()
     let dhRec = Scratch<Float>(), dcRec = Scratch<Float>()
     let crf = CRFScratch()
-    let allRows = Scratch<Int32>(), rowHashes = Scratch<UInt64>(), rowFound = Scratch<Bool>()
+    let allRows = Scratch<Int32>(), backRows = Scratch<Int32>(), rowHashes = Scratch<UInt64>(), rowFound = Scratch<Bool>()
     let missFirstRow = Scratch<Int32>(), rowMiss = Scratch<Int32>(), missHashesScratch = Scratch<UInt64>()
     let missProjections = Scratch<Float>()
     let hSteps = [Scratch<Float>(), Scratch<Float>()]
@@ -112,61 +113,52 @@ final class Workspace {
 
     /// Inference over sentences of any lengths, longest first: each direction steps through its
     /// sentences from their own first (forward) or last (backward) token, the sentences still going
-    /// at step s being the first few, so each step is one product over those and padding costs
-    /// nothing. With a `cache`, each token's input projection comes from there when it holds one;
-    /// the others are computed, each distinct token once, and stored.
+    /// at step s being the first few, so each step is one product over those. With a `cache`, each
+    /// token's input projection comes from there when it holds one; the others are computed, each
+    /// distinct token once, and stored.
     func forward(_ p: Parameters, cache: ProjectionCache?) {
         let c = p.config
-        let n = self.n, d = c.inputDim, h = c.hidden, g4 = 4 * h, k = c.tagCount
-        let lengths = ids.lengths
+        let n = self.n, r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, k = c.tagCount
+        let lengths = ids.lengths, start = ids.stepStart
         let wt = weights(p)
         dropoutUsed = false
-        // Gates in step order for both directions: row s * n + i is step s of sentence i, which is
-        // token s going forward and token length - 1 - s going backward.
-        let g0 = gates[0].reserve(rows * g4), g1 = gates[1].reserve(rows * g4)
-        let real = allRows.reserve(rows)
-        var count = 0
+        // Gates in step order, both directions laid out like the tokens: row `start[s] + i` is step
+        // s of sentence i, which is token s going forward and token length - 1 - s going backward.
+        // back[row] is where the token in `row` sits in the backward direction's order.
+        let g0 = gates[0].reserve(r * g4), g1 = gates[1].reserve(r * g4)
+        let back = backRows.reserve(r)
         for t in 0..<length {
-            for i in 0..<n where t < lengths[i] {
-                real[count] = Int32(t * n + i)
-                count += 1
-            }
+            for i in 0..<(start[t + 1] - start[t]) { back[start[t] + i] = Int32(start[lengths[i] - 1 - t] + i) }
         }
-        @inline(__always) func backRow(_ row: Int) -> Int {
-            let t = row / n, i = row - t * n
-            return (lengths[i] - 1 - t) * n + i
-        }
-        let hashes = rowHashes.reserve(count), found = rowFound.reserve(count)
-        let firstRow = missFirstRow.reserve(count), missOf = rowMiss.reserve(count)
-        let missHashes = missHashesScratch.reserve(count)
+        let hashes = rowHashes.reserve(r), found = rowFound.reserve(r)
+        let firstRow = missFirstRow.reserve(r), missOf = rowMiss.reserve(r)
+        let missHashes = missHashesScratch.reserve(r)
         let projections = missProjections
         ids.withKeys { key in
-            // The distinct tokens to compute: firstRow[m] is where miss m first occurs, missOf[j] is
-            // real row j's m. Without a cache every token is computed, repeats included.
+            // The distinct tokens to compute: firstRow[m] is where miss m first occurs, missOf[row] its
+            // m. Without a cache every token is computed, repeats included.
             var misses = 0
             if let cache {
-                cache.fetch(count: count, key: { key(Int(real[$0])) }, hashes: hashes,
-                            into: { g0 + Int(real[$0]) * g4 }, { g1 + backRow(Int(real[$0])) * g4 }, found: found)
+                cache.fetch(count: r, key: key, hashes: hashes, into: { g0 + $0 * g4 }, { g1 + Int(back[$0]) * g4 }, found: found)
                 missByHash.removeAll(keepingCapacity: true)
-                for j in 0..<count where !found[j] {
-                    let row = Int(real[j])
-                    if let m = missByHash[hashes[j]], key(Int(firstRow[Int(m)])).equals(key(row)) {
-                        missOf[j] = m
+                for row in 0..<r where !found[row] {
+                    if let m = missByHash[hashes[row]], key(Int(firstRow[Int(m)])).equals(key(row)) {
+                        missOf[row] = m
                         continue
                     }
-                    if missByHash[hashes[j]] == nil { missByHash[hashes[j]] = Int32(misses) }
+                    if missByHash[hashes[row]] == nil { missByHash[hashes[row]] = Int32(misses) }
                     firstRow[misses] = Int32(row)
-                    missHashes[misses] = hashes[j]
-                    missOf[j] = Int32(misses)
+                    missHashes[misses] = hashes[row]
+                    missOf[row] = Int32(misses)
                     misses += 1
                 }
             } else {
-                for j in 0..<count {
-                    found[j] = false
-                    firstRow[j] = real[j]
-                    missOf[j] = Int32(j)
+                for row in 0..<r {
+                    found[row] = false
+                    firstRow[row] = Int32(row)
+                    missOf[row] = Int32(row)
                 }
-                misses = count
+                misses = r
             }
             guard misses > 0 else { return }
             // With a cache, products of one fixed shape (blocks of 8 rows, the last padded with
@@ -187,34 +179,32 @@ final class Workspace {
                 cache.store(count: misses, key: { key(Int(firstRow[$0])) }, hashes: missHashes,
                             from: { UnsafePointer(proj + $0 * 2 * g4) }, { UnsafePointer(proj + $0 * 2 * g4 + g4) })
             }
-            for j in 0..<count where !found[j] {
-                let src = proj + Int(missOf[j]) * 2 * g4, row = Int(real[j])
+            for row in 0..<r where !found[row] {
+                let src = proj + Int(missOf[row]) * 2 * g4
                 (g0 + row * g4).update(from: src, count: g4)
-                (g1 + backRow(row) * g4).update(from: src + g4, count: g4)
+                (g1 + Int(back[row]) * g4).update(from: src + g4, count: g4)
             }
         }
         // Each direction's hidden states in step order, then side by side in token order.
-        let hs = [hSteps[0].reserve(rows * h), hSteps[1].reserve(rows * h)]
+        let hs = [hSteps[0].reserve(r * h), hSteps[1].reserve(r * h)]
         for dir in 0..<2 {
-            let g = gates[dir].pointer, cell = cells[dir].reserve(rows * h), tc = tanhCells[dir].reserve(rows * h)
-            var active = n
+            let g = gates[dir].pointer, cell = cells[dir].reserve(r * h), tc = tanhCells[dir].reserve(r * h)
             for s in 0..<length {
-                while active > 0 && lengths[active - 1] <= s { active -= 1 }
-                let gt = g + s * n * g4
-                if s > 0 { gemm(false, false, active, g4, h, hs[dir] + (s - 1) * n * h, h, wt.wh[dir], g4, 1, gt, g4) }
-                lstmStep(p, dir: dir, rows: active, gates: gt, previousCell: s > 0 ? cell + (s - 1) * n * h : nil,
-                         cell: cell + s * n * h, tanhCell: tc + s * n * h, h: hs[dir] + s * n * h, hStride: h)
+                let at = start[s], active = start[s + 1] - at
+                let gt = g + at * g4
+                if s > 0 { gemm(false, false, active, g4, h, hs[dir] + start[s - 1] * h, h, wt.wh[dir], g4, 1, gt, g4) }
+                lstmStep(p, dir: dir, rows: active, gates: gt, previousCell: s > 0 ? cell + start[s - 1] * h : nil,
+                         cell: cell + at * h, tanhCell: tc + at * h, h: hs[dir] + at * h, hStride: h)
             }
         }
-        let hc = hcat.zeroed(rows * 2 * h)
-        for j in 0..<count {
-            let row = Int(real[j])
+        let hc = hcat.reserve(r * 2 * h)
+        for row in 0..<r {
             (hc + row * 2 * h).update(from: hs[0] + row * h, count: h)
-            (hc + row * 2 * h + h).update(from: hs[1] + backRow(row) * h, count: h)
+            (hc + row * 2 * h + h).update(from: hs[1] + Int(back[row]) * h, count: h)
         }
-        let e = emissions.reserve(rows * k)
-        for row in 0..<rows { (e + row * k).update(from: p.pointer(p.layout.outB), count: k) }
-        gemm(false, false, rows, k, 2 * h, hc, 2 * h, wt.outW, k, 1, e, k)
+        let e = emissions.reserve(r * k)
+        for row in 0..<r { (e + row * k).update(from: p.pointer(p.layout.outB), count: k) }
+        gemm(false, false, r, k, 2 * h, hc, 2 * h, wt.outW, k, 1, e, k)
     }
 
     private func weights(_ p: Parameters) -> ForwardWeights {
@@ -479,8 +469,8 @@ final class Workspace {
     /// longest first); sentence i's tag at step t goes to `out[i][t]`.
     func decode(tables: CRFTables, k: Int, tags out: inout [[Int32]], scores: inout [[Float]]) {
         let e = UnsafePointer(emissions.pointer), n = self.n, lengths = ids.lengths
-        let path = crf.viterbi(e, lengths: lengths, tables)
-        let marg = crf.marginals(e, lengths: lengths, tables)
+        let path = crf.viterbi(e, lengths: lengths, stepStart: ids.stepStart, tables)
+        let marg = crf.marginals(e, lengths: lengths, stepStart: ids.stepStart, tables)
         out = (0..<n).map { i in (0..<lengths[i]).map { path[$0 * n + i] } }
         scores = (0..<n).map { i in (0..<lengths[i]).map { Float(marg[($0 * k + Int(path[$0 * n + i])) * n + i]) } }
     }

@@ -119,7 +119,10 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let state: ServerState
     private let readTimeout: TimeAmount
     private let maxBody: Int
-    private var deadline: Scheduled<Void>?
+    /// When the server started waiting for the request being read (nil while one is answered).
+    private var waitingSince: NIODeadline?
+    /// The pending check of `waitingSince`; one per read timeout at most, not one per request.
+    private var check: Scheduled<Void>?
     private var remote = "-"
     /// The request being read, nil between requests.
     private var head: HTTPRequestHead?
@@ -141,12 +144,14 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
         if let address = context.channel.remoteAddress, let ip = address.ipAddress {
             remote = address.port.map { "\(ip):\($0)" } ?? ip
         }
-        arm(context)
+        startWaiting(context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        check?.cancel()
+        check = nil
+        waitingSince = nil
         context.fireChannelInactive()
     }
 
@@ -161,7 +166,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             body.clear()
             answeredEarly = false
             started = DispatchTime.now().uptimeNanoseconds
-            if deadline == nil { arm(context) }
+            if waitingSince == nil { startWaiting(context) }
             let declared = h.headers.first(name: "content-length").flatMap { Int($0) }
             if let declared, declared > maxBody {
                 answeredEarly = true
@@ -183,7 +188,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             guard let h = head else { return }
             head = nil
             if answeredEarly { return }
-            disarm()
+            waitingSince = nil
             unanswered += 1
             let path = HTTPConnection.path(of: h)
             let request = IncomingRequest(method: h.method, path: path, headers: h.headers, body: body)
@@ -232,7 +237,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             // Writing the end may deliver a pipelined request into this handler at once.
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             // The next request's clock starts now, unless one is being read or answered already.
-            if head == nil && unanswered == 0 { arm(context) }
+            if head == nil && unanswered == 0 { startWaiting(context) }
         } else {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
@@ -254,15 +259,25 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
-        disarm()
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
+    /// Starts the read-timeout clock for the next request. A check is scheduled only when none is
+    /// pending: scheduling and cancelling a timer for every request cost more than the rest of
+    /// reading it.
+    private func startWaiting(_ context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        waitingSince = now
+        if check == nil { scheduleCheck(context, at: now + readTimeout) }
     }
 
-    private func disarm() {
-        deadline?.cancel()
-        deadline = nil
+    private func scheduleCheck(_ context: ChannelHandlerContext, at due: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleTask(deadline: due) {
+            let (me, context) = bound.value
+            me.check = nil
+            // Not waiting (a request is being answered): the next wait schedules its own check.
+            guard let since = me.waitingSince else { return }
+            let due = since + me.readTimeout
+            if due <= .now() { context.close(promise: nil) } else { me.scheduleCheck(context, at: due) }
+        }
     }
 }
 

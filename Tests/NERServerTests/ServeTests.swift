@@ -221,6 +221,17 @@ struct ServeTests {
         dripping.send("POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nGeorge")
         #expect(dripping.readUntilClosed(timeout: 8).closed, "a body that never arrives in full must be cut off")
 
+        // The clock restarts after each answer: a keep-alive client that stalls in its second
+        // request is cut off too, after its first was answered.
+        let body = Self.sample
+        let second = try RawConnection(port: s.port)
+        second.send("POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    + "POST /ner HTTP/1.1\r\nHost: x\r\n")
+        let again = Date()
+        let (answered, cut) = second.readUntilClosed(timeout: 8)
+        #expect(cut && answered.hasPrefix("HTTP/1.1 200 OK"), "\(answered)")
+        #expect(Date().timeIntervalSince(again) < 5)
+
         #expect(try s.post("/ner", Data(Self.sample.utf8), type: "text/plain").status == 200)
         #expect(s.stop() == 0)
     }

@@ -71,7 +71,7 @@ if [ -n "${SENTENCES:-}" ]; then cat "$SENTENCES"; else conll_raw "$ROOT/example
 import json, sys
 lines = [l.strip() for l in sys.stdin if len(l.split()) >= 3][:1000]
 print("-- %d sentences" % len(lines))
-print("local bodies = {" + ",".join(json.dumps(l) for l in lines) + "}")
+print("local bodies = {" + ",".join(json.dumps(l, ensure_ascii=False) for l in lines) + "}")
 print("local i = 0")
 print("function request() i = i + 1; return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1]) end")
 ' > "$work/mixed.lua"
@@ -87,15 +87,19 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz
 done
 t1=$(date +%s%N)
 echo "start to ready: $(( (t1 - t0) / 1000000 )) ms (measured from outside, curl polling); server says: $(grep -o 'ready in [0-9]* ms' "$work/serve.log")"
+# A wrk run's RESULT line; without one (a script error, say), wrk's output and a failure.
+result() { grep -m1 '^RESULT' "$1" | cut -d' ' -f2- | grep . || { echo "serve.sh: wrk gave no result:" >&2; cat "$1" >&2; exit 1; }; }
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$server/status"; }
 echo "RSS after start: $(( $(rss) / 1048576 )) MiB; model on disk: $(( model_bytes / 1048576 )) MiB ($model_bytes bytes)"
 
 for connections in 32 256; do
   wrk -t2 -c"$connections" -d"${DURATION}s" --latency -s "$work/post.lua" "http://127.0.0.1:$PORT/ner" > "$work/wrk-$connections.txt"
-  echo "wrk 2 threads, $connections connections, ${DURATION} s: $(grep '^RESULT' "$work/wrk-$connections.txt" | cut -d' ' -f2-)"
+  r=$(result "$work/wrk-$connections.txt")
+  echo "wrk 2 threads, $connections connections, ${DURATION} s: $r"
 done
 wrk -t2 -c32 -d"${DURATION}s" --latency -s "$work/mixed.lua" "http://127.0.0.1:$PORT/ner" > "$work/wrk-mixed.txt"
-echo "wrk 2 threads, 32 connections, ${DURATION} s, $(sed -n '1s/-- //p' "$work/mixed.lua") in turn: $(grep '^RESULT' "$work/wrk-mixed.txt" | cut -d' ' -f2-)"
+r=$(result "$work/wrk-mixed.txt")
+echo "wrk 2 threads, 32 connections, ${DURATION} s, $(sed -n '1s/-- //p' "$work/mixed.lua") in turn: $r"
 # The HTTP layer's own ceiling, no model involved: the same wrk load on GET /healthz.
 wrk -t2 -c32 -d"$(( DURATION < 10 ? DURATION : 10 ))s" --latency "http://127.0.0.1:$PORT/healthz" > "$work/wrk-healthz.txt"
 echo "GET /healthz (no model), 32 connections: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-healthz.txt") req/s, p99 $(awk '$1 == "99%" {print $2}' "$work/wrk-healthz.txt")"

@@ -116,9 +116,6 @@ public final class ProjectionCache: @unchecked Sendable {
         }
     }
 
-    /// Entries held now.
-    var count: Int { lock.withLock { slotOf.count } }
-
     private func matches(_ slot: Int, _ k: Key) -> Bool {
         let kp = keys + slot * keyWidth
         guard kp[0] == k.word, kp[1] == Int32(k.casing), Int(kp[2]) == k.chars.count else { return false }

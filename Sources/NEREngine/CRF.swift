@@ -145,14 +145,14 @@ final class CRFScratch {
     /// code over 17 tags.
     func viterbi(_ e: UnsafePointer<Float>, lengths: [Int], stepStart: [Int], _ tab: CRFTables) -> UnsafePointer<Int32> {
         let k = tab.k, n = lengths.count, t = lengths.first ?? 0
+        @inline(__always) func going(_ step: Int) -> Int { stepStart[step + 1] - stepStart[step] }
         let score = alpha.reserve(2 * k * n), bp = back.reserve(t * k * n), out = path.reserve(t * n)
         for b in 0..<k {
             let cur = score + b * n, ls = tab.logStart[b]
             for i in 0..<n { cur[i] = ls + Double(e[i * k + b]) }
         }
-        var active = n
         for step in 1..<max(t, 1) {
-            while active > 0 && lengths[active - 1] <= step { active -= 1 }
+            let active = going(step)
             let prev = score + ((step - 1) & 1) * k * n, row = e + stepStart[step] * k
             for b in 0..<k {
                 let cur = score + ((step & 1) * k + b) * n, arg = bp + (step * k + b) * n
@@ -194,10 +194,10 @@ final class CRFScratch {
         let al = alpha.reserve(t * k * n), be = beta.reserve(t * k * n), ex = expE.reserve(t * k * n)
         // Row `step` of `s` holds that step's normaliser; row t is a work row.
         let s = norm.reserve((t + 1) * n), work = s + t * n
-        // going[step]: how many sentences (a prefix, as they are longest first) reach `step`.
-        let going = (0...t).map { step in lengths.firstIndex { $0 <= step } ?? n }
+        // How many sentences (a prefix, as they are longest first) reach `step`.
+        @inline(__always) func going(_ step: Int) -> Int { stepStart[step + 1] - stepStart[step] }
         for step in 0..<t {
-            let m = going[step]
+            let m = going(step)
             let row = e + stepStart[step] * k, exs = ex + step * k * n, cur = al + step * k * n, sum = s + step * n
             for i in 0..<m { work[i] = -.infinity; sum[i] = 0 }
             for b in 0..<k { for i in 0..<m { work[i] = max(work[i], Double(row[i * k + b])) } }
@@ -226,7 +226,7 @@ final class CRFScratch {
             for a in 0..<k { be[(last * k + a) * n + i] = tab.expEnd[a] / work[i] }
         }
         for step in stride(from: t - 2, through: 0, by: -1) {
-            let m = going[step + 1]
+            let m = going(step + 1)
             let next = be + (step + 1) * k * n, en = ex + (step + 1) * k * n, sn = s + (step + 1) * n
             for a in 0..<k {
                 let v = be + (step * k + a) * n
@@ -239,7 +239,7 @@ final class CRFScratch {
             }
         }
         for step in 0..<t {
-            let m = going[step]
+            let m = going(step)
             for b in 0..<k {
                 let q = (step * k + b) * n
                 for i in 0..<m { al[q + i] *= be[q + i] }

@@ -118,7 +118,7 @@ final class Workspace {
     /// distinct token once, and stored.
     func forward(_ p: Parameters, cache: ProjectionCache?) {
         let c = p.config
-        let n = self.n, r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h, k = c.tagCount
+        let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h
         let lengths = ids.lengths, start = ids.stepStart
         let wt = weights(p)
         dropoutUsed = false
@@ -202,9 +202,7 @@ final class Workspace {
             (hc + row * 2 * h).update(from: hs[0] + row * h, count: h)
             (hc + row * 2 * h + h).update(from: hs[1] + Int(back[row]) * h, count: h)
         }
-        let e = emissions.reserve(r * k)
-        for row in 0..<r { (e + row * k).update(from: p.pointer(p.layout.outB), count: k) }
-        gemm(false, false, r, k, 2 * h, hc, 2 * h, wt.outW, k, 1, e, k)
+        emit(p, wt, hidden: hc)
     }
 
     private func weights(_ p: Parameters) -> ForwardWeights {
@@ -213,8 +211,7 @@ final class Workspace {
 
     /// Both LSTM directions over the input projections in `gates`, then the emissions.
     private func recurAndEmit(_ p: Parameters, _ wt: ForwardWeights) {
-        let c = p.config, l = p.layout
-        let r = rows, h = c.hidden, k = c.tagCount
+        let r = rows, h = p.config.hidden
         let hc = hcat.reserve(r * 2 * h)
         for dir in 0..<2 { lstmForward(p, wt, dir: dir, hcat: hc) }
         var hd = UnsafePointer(hc)
@@ -223,9 +220,15 @@ final class Workspace {
             for i in 0..<(r * 2 * h) { out[i] = hc[i] * mh[i] }
             hd = UnsafePointer(out)
         }
+        emit(p, wt, hidden: hd)
+    }
+
+    /// The emissions (rows × K) from the rows' concatenated hidden states.
+    private func emit(_ p: Parameters, _ wt: ForwardWeights, hidden: UnsafePointer<Float>) {
+        let r = rows, h = p.config.hidden, k = p.config.tagCount
         let e = emissions.reserve(r * k)
-        for row in 0..<r { (e + row * k).update(from: p.pointer(l.outB), count: k) }
-        gemm(false, false, r, k, 2 * h, hd, 2 * h, wt.outW, k, 1, e, k)
+        for row in 0..<r { (e + row * k).update(from: p.pointer(p.layout.outB), count: k) }
+        gemm(false, false, r, k, 2 * h, hidden, 2 * h, wt.outW, k, 1, e, k)
     }
 
     /// The network's input rows for `count` tokens, row j for token `tokens[j]`: word vector,

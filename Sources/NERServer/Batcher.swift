@@ -31,6 +31,8 @@ final class Batcher: @unchecked Sendable {
     private var queuedSentences = 0
     private var admitted = 0
     private var stopping = false
+    /// Set when the server drains: what is queued runs at once instead of waiting out the batch delay.
+    private var flushing = false
     private var threads: [Thread] = []
     private var running = 0
     /// Workers not running a batch (waiting for one to fill, or for work).
@@ -51,6 +53,14 @@ final class Batcher: @unchecked Sendable {
             t.start()
             threads.append(t)
         }
+    }
+
+    /// From now on batches run as soon as a worker is free: a drain should not wait out the delay.
+    func flush() {
+        condition.lock()
+        flushing = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Lets the workers finish what is queued, then stops them; returns once they are gone.
@@ -140,7 +150,7 @@ final class Batcher: @unchecked Sendable {
             condition.wait()
         }
         let deadline = queue[head].arrived + UInt64(limits.maxDelay * 1e9)
-        while queuedSentences < limits.maxBatchSize && !stopping && head < queue.count {
+        while queuedSentences < limits.maxBatchSize && !stopping && !flushing && head < queue.count {
             let now = DispatchTime.now().uptimeNanoseconds
             if now >= deadline { break }
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))

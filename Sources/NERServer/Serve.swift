@@ -98,6 +98,7 @@ public enum Serve {
         // /readyz turns 503 first, so a balancer stops sending new work while the requests in flight finish.
         state.markDraining()
         log.info("draining: finishing the requests in flight, then exiting")
+        batcher.flush()
         server.drain()
         reloader.stop()
         batcher.stop()

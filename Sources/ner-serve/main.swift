@@ -48,7 +48,8 @@ struct Tool: ParsableCommand {
         warmed up beside the old one and swapped in at once; no request fails during the switch.
 
         SIGNALS
-          SIGTERM, SIGINT  stop accepting connections, answer every request in flight, exit 0.
+          SIGTERM, SIGINT  stop accepting connections, answer every request in flight (queued \
+        batches run at once, without waiting out --max-batch-delay), exit 0.
           SIGHUP           reload the model.
 
         LOGS (stderr)

@@ -349,17 +349,19 @@ struct ServeTests {
     }
 
     @Test func sigtermAnswersEveryRequestInFlightAndExitsZero() throws {
-        // A long batch delay holds the requests in the batcher when SIGTERM arrives. Each request is
-        // its own curl process, so all eight are surely on the wire at once.
-        let s = try server(["--max-batch-delay", "1500", "--max-batch-size", "10000"])
+        // A batch delay far longer than the test holds the requests in the batcher when SIGTERM
+        // arrives, however slowly a loaded machine starts the eight curl processes (each its own
+        // process, so all eight are surely on the wire at once).
+        let s = try server(["--max-batch-delay", "600000", "--max-batch-size", "10000"])
         let (group, statuses) = startPosts(8, to: s)
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(60)
         var inFlight = false
         while !inFlight && Date() < deadline {
             inFlight = (try? curl([s.base + "/metrics"]).body.contains("ner_queue_depth 8\n")) ?? false
-            if !inFlight { usleep(20_000) }
+            if !inFlight { usleep(50_000) }
         }
         try #require(inFlight, "the eight requests never were in flight together")
+        let signalled = Date()
         kill(s.process.processIdentifier, SIGTERM)
         group.wait()
         s.process.waitUntilExit()
@@ -367,6 +369,8 @@ struct ServeTests {
         #expect(s.process.terminationStatus == 0)
         #expect(s.stderr.contains("draining"))
         #expect(s.stderr.contains("stopped"))
+        // The drain runs what is queued at once rather than waiting out the ten-minute delay.
+        #expect(Date().timeIntervalSince(signalled) < 60)
         // Once drained, nothing listens any more.
         #expect((try? curl(["--max-time", "2", s.base + "/healthz"]).status) == 0)
     }
@@ -391,7 +395,7 @@ struct ServeTests {
     }
 
     @Test func fullQueueAnswers503WithRetryAfter() throws {
-        let s = try server(["--max-queue", "1", "--max-batch-delay", "300", "--max-batch-size", "10000"])
+        let s = try server(["--max-queue", "1", "--max-batch-delay", "3000", "--max-batch-size", "10000"])
         let group = DispatchGroup()
         let replies = Statuses()
         for _ in 0..<6 {

@@ -139,10 +139,9 @@ final class CRFScratch {
 
     /// The best tag paths (Viterbi, in log space) of a time-major batch: emission row
     /// `stepStart[t] + i` is sentence i at step t, n = `lengths.count`, lengths longest first (see
-    /// `TimeMajorIds`). Returns the tags as
-    /// `[t * n + i]`. Scores are kept tag-major with the sentences innermost, so every step is a few
-    /// loops over the sentences still going that vectorise; one sentence at a time it was scalar
-    /// code over 17 tags.
+    /// `TimeMajorIds`). Returns the tags as `[t * n + i]`. Scores are kept tag-major with the
+    /// sentences innermost, so every step is a few loops over the sentences still going that
+    /// vectorise; one sentence at a time it was scalar code over 17 tags.
     func viterbi(_ e: UnsafePointer<Float>, lengths: [Int], stepStart: [Int], _ tab: CRFTables) -> UnsafePointer<Int32> {
         let k = tab.k, n = lengths.count, t = lengths.first ?? 0
         @inline(__always) func going(_ step: Int) -> Int { stepStart[step + 1] - stepStart[step] }

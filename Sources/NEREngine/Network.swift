@@ -33,7 +33,8 @@ struct TimeMajorIds {
 
     mutating func load<C: Collection>(_ batch: C) where C.Element == EncodedSentence {
         n = batch.count
-        lengths = batch.map(\.count)
+        lengths.removeAll(keepingCapacity: true)
+        lengths.append(contentsOf: batch.lazy.map(\.count))
         length = lengths.first ?? 0
         precondition(zip(lengths, lengths.dropFirst()).allSatisfy { $0 >= $1 }, "sentences must come longest first")
         stepStart.removeAll(keepingCapacity: true)
@@ -142,11 +143,12 @@ final class Workspace {
                 cache.fetch(count: r, key: key, hashes: hashes, into: { g0 + $0 * g4 }, { g1 + Int(back[$0]) * g4 }, found: found)
                 missByHash.removeAll(keepingCapacity: true)
                 for row in 0..<r where !found[row] {
-                    if let m = missByHash[hashes[row]], key(Int(firstRow[Int(m)])).equals(key(row)) {
-                        missOf[row] = m
-                        continue
+                    if let m = missByHash[hashes[row]] {
+                        // Another token with the same hash (rare) is computed on its own, undeduplicated.
+                        if key(Int(firstRow[Int(m)])).equals(key(row)) { missOf[row] = m; continue }
+                    } else {
+                        missByHash[hashes[row]] = Int32(misses)
                     }
-                    if missByHash[hashes[row]] == nil { missByHash[hashes[row]] = Int32(misses) }
                     firstRow[misses] = Int32(row)
                     missHashes[misses] = hashes[row]
                     missOf[row] = Int32(misses)

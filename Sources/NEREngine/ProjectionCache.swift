@@ -63,8 +63,8 @@ public final class ProjectionCache: @unchecked Sendable {
         }
     }
 
-    /// Copies the entries of `count` keys into `dir0[i]` and `dir1[i]` (each 4 × hidden floats) where
-    /// the cache holds them, and returns which did (true) and which did not.
+    /// Copies the entries of `count` keys into `dir0(i)` and `dir1(i)` (each 4 × hidden floats) where
+    /// the cache holds them, and sets `found[i]` to whether it did; `hashes[i]` gets each key's hash.
     func fetch(count: Int, key: (Int) -> Key, hashes: UnsafeMutablePointer<UInt64>,
                into dir0: (Int) -> UnsafeMutablePointer<Float>, _ dir1: (Int) -> UnsafeMutablePointer<Float>,
                found: UnsafeMutablePointer<Bool>) {

@@ -13,10 +13,27 @@ public final class RunningJob {
     /// Backend-specific handle: a process group id locally, a Slurm job id on a cluster.
     public var backendId: String?
     public var pid: Int32 = 0
+    /// Taken over from a dispatcher that died: not this process's child, so not waited for.
+    public var adopted = false
+    /// How the job's main process ended, kept while the rest of its process group has time to end.
+    public var exited: JobExit?
     public var lastRenewal = Date()
     public var eventsSeen = 0
     public var lastStatus = "running"
-    public var cancelling = false
+    /// When the job started (for a job taken over from a dead dispatcher: when that one started it).
+    public var startedAt = Date()
+    /// Why the dispatcher is stopping the job, once it is; its processes get SIGKILL at `killAt`.
+    public var stopping: StopReason?
+    public var killAt: Date?
+
+    public enum StopReason: Equatable, Sendable {
+        /// `ner-queue --cancel`: dead-lettered, not retried.
+        case cancelled
+        /// It ran past its `resources.time` (the text is the cause, e.g. "time limit 00:00:03").
+        case timeLimit(String)
+        /// The dispatcher got SIGTERM or SIGINT: back to the queue with the same attempt.
+        case shutdown
+    }
 
     init(claim: Spool.Claim, spool: Spool, logs: String) {
         self.claim = claim
@@ -52,7 +69,10 @@ public protocol DispatchBackend: AnyObject {
     func refresh(_ jobs: [RunningJob])
     /// nil while the job runs.
     func poll(_ job: RunningJob) -> JobExit?
+    /// Asks the job to stop (SIGTERM to its processes, or the scheduler's cancel).
     func cancel(_ job: RunningJob)
+    /// Stops the job's processes at once (SIGKILL), after `cancel` was not heeded.
+    func kill(_ job: RunningJob)
     /// Finds the run a dead dispatcher left for `job` (same job, same attempt), so this dispatcher
     /// can tend it; `knownId` is the backend id the registry recorded. False when there is none.
     func reattach(_ job: RunningJob, knownId: String?) -> Bool
@@ -65,4 +85,5 @@ extension DispatchBackend {
     public func startGroup(_ jobs: [RunningJob], command: String, environment: [String: String]) throws -> Bool { false }
     public func refresh(_ jobs: [RunningJob]) {}
     public func reattach(_ job: RunningJob, knownId: String?) -> Bool { false }
+    public func kill(_ job: RunningJob) {}
 }

@@ -14,6 +14,8 @@ public struct DispatchOptions: Sendable {
     /// Seconds a claim stays valid without a heartbeat.
     public var lease: TimeInterval = 300
     public var pollInterval: TimeInterval = 0.2
+    /// Seconds a job has to end after SIGTERM (cancel, time limit, shutdown) before SIGKILL.
+    public var grace: TimeInterval = 30
     /// The pipeline each job runs, its record on stdin.
     public var command = "ner-train | ner-pack | ner-register"
     /// Prepended to PATH so the default pipeline finds the tools installed beside ner-dispatch.
@@ -52,8 +54,8 @@ public final class Dispatcher {
         self.emit = emit
     }
 
-    /// Asks the loop to stop claiming; running jobs are waited for (`--watch` on SIGINT/SIGTERM),
-    /// except on a scheduler, which keeps them running for the next dispatcher.
+    /// Asks the loop to stop claiming and to stop its running jobs, which go back to the queue with
+    /// their attempt unspent; on a scheduler the jobs keep running for the next dispatcher.
     public func requestStop() { stopRequested = true }
 
     public func run() throws {
@@ -61,6 +63,8 @@ public final class Dispatcher {
         var claimedOnce = false
         while true {
             if dispatchStopSignal != 0 { stopRequested = true }
+            // A second signal does not wait out the grace period.
+            if dispatchStopSignal > 1 { for job in running where job.stopping != nil { job.killAt = .distantPast } }
             recover()
             // Finished jobs first: their claims no longer count against --max-running.
             try tend()
@@ -214,10 +218,19 @@ public final class Dispatcher {
     func tend() throws {
         var still: [RunningJob] = []
         backend.refresh(running)
+        let now = Date()
         for job in running {
-            if !job.cancelling && spool.cancelRequested(job.jobId) {
-                job.cancelling = true
-                backend.cancel(job)
+            if job.stopping == nil {
+                if spool.cancelRequested(job.jobId) {
+                    stop(job, .cancelled)
+                } else if !backend.detached && stopRequested {
+                    stop(job, .shutdown)
+                } else if !backend.detached, let (limit, text) = timeLimit(job), now.timeIntervalSince(job.startedAt) > Double(limit) {
+                    stop(job, .timeLimit("time limit \(text)"))
+                }
+            } else if let at = job.killAt, now >= at {
+                backend.kill(job)
+                job.killAt = nil
             }
             if Date().timeIntervalSince(job.lastRenewal) > options.lease / 3 {
                 spool.renew(job.claim)
@@ -232,6 +245,20 @@ public final class Dispatcher {
             }
         }
         running = still
+    }
+
+    /// SIGTERM now, SIGKILL after the grace period if the job is still there.
+    func stop(_ job: RunningJob, _ reason: RunningJob.StopReason) {
+        job.stopping = reason
+        job.killAt = Date().addingTimeInterval(options.grace)
+        backend.cancel(job)
+    }
+
+    /// The job's `resources.time` in seconds and as written; a scheduler enforces its own.
+    func timeLimit(_ job: RunningJob) -> (Int, String)? {
+        guard let text = job.claim.job["spec"]?["resources"]?["time"]?.stringValue,
+              let seconds = try? TimeLimit.seconds(text) else { return nil }
+        return (seconds, text)
     }
 
     /// Records the transitions the pipeline's stages reported in the job's event log.
@@ -249,6 +276,16 @@ public final class Dispatcher {
 
     func finish(_ job: RunningJob, _ exit: JobExit) throws {
         spool.clearCancel(job.jobId)
+        defer { unlink(job.outputPath) }
+        // A claim taken over by another dispatcher (this one stalled past its lease) is theirs to record.
+        guard fileExists(job.claim.path) else { return }
+        if job.stopping == .shutdown, exit != .succeeded {
+            // Stopped by our own shutdown, not by a fault of the job: its attempt is not spent.
+            try transition(job, "queued", error: "dispatcher \(me) stopped; the job goes back to the queue")
+            try flush()
+            try spool.release(job.claim)
+            return
+        }
         switch exit {
         case .succeeded:
             var record = job.claim.job
@@ -258,8 +295,13 @@ public final class Dispatcher {
             try spool.complete(job.claim, record: record, durable: false)
             doneUnsynced = true
         case .failed(let how):
-            let cancelled = job.cancelling
-            let cause = cancelled ? "cancelled" : failureCause(job, how)
+            let cancelled = job.stopping == .cancelled
+            let cause: String
+            switch job.stopping {
+            case .cancelled?: cause = "cancelled"
+            case .timeLimit(let limit)?: cause = limit
+            default: cause = failureCause(job, how)
+            }
             let retry = !cancelled && job.attempt < options.maxAttempts
             try transition(job, cancelled ? "cancelled" : "failed", error: cause)
             if retry {
@@ -278,7 +320,6 @@ public final class Dispatcher {
                 }
             }
         }
-        unlink(job.outputPath)
     }
 
     /// `exit 1: ner-train: error: train.txt:12: expected 4 columns, found 2` — the exit and the last
@@ -301,9 +342,10 @@ public final class Dispatcher {
 
     // MARK: Recovery
 
-    /// Returns jobs of dead or silent dispatchers to the queue (or dead-letters them).
+    /// Takes over the jobs of dead dispatchers that still run (or ended unrecorded), and returns the
+    /// other jobs of dead or silent dispatchers to the queue (or dead-letters them).
     func recover() {
-        if backend.detached { adopt() }
+        adopt()
         let recovered = spool.recoverExpired(lease: options.lease, maxAttempts: options.maxAttempts, except: me) {
             backend.killOrphan(jobId: $0)
         }
@@ -323,8 +365,10 @@ public final class Dispatcher {
     }
 
     /// Takes over the claims of dead or silent dispatchers whose jobs the backend still holds
-    /// (Slurm jobs outlive their dispatcher), so they are tended, not submitted again. The Slurm
-    /// job id comes from the registry, else from what the backend left in the spool.
+    /// (Slurm jobs, and local jobs whose dispatcher was killed: they outlive it), so they are
+    /// tended, and recorded once, not run again. A local job is taken over only from a dispatcher
+    /// known dead on this host; a silent one elsewhere may still be tending it. The Slurm job id
+    /// comes from the registry, else from what the backend left in the spool.
     func adopt() {
         let now = Date()
         for name in spool.claimNames() {
@@ -334,11 +378,12 @@ public final class Dispatcher {
             guard owner != me else { continue }
             let gone = owner.isAliveHere == false
             let expired = modificationDate(spool.cur + "/" + name).map { now.timeIntervalSince($0) > options.lease } ?? false
-            guard gone || expired, let claim = try? spool.adopt(claimName: name, owner: me) else { continue }
+            guard gone || (expired && backend.detached), let claim = try? spool.adopt(claimName: name, owner: me) else { continue }
             let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
             let row = (try? registry.job(job.jobId)).flatMap { $0 }.flatMap { $0.attempt == job.attempt ? $0 : nil }
             let started = row.map { ["running", "trained", "packed", "registered"].contains($0.status) } ?? false
             guard backend.reattach(job, knownId: started ? row?.backendId : nil) else {
+                if !backend.detached { backend.killOrphan(jobId: job.jobId) }
                 try? finish(job, .failed(gone ? "dispatcher \(owner) died" : "lease of dispatcher \(owner) expired"))
                 continue
             }
@@ -406,12 +451,19 @@ public final class Dispatcher {
     }
 }
 
-/// Set by SIGINT/SIGTERM: the dispatcher stops claiming and waits for its running jobs.
+/// Counts SIGINT/SIGTERM: the first stops claiming and stops running jobs, the second kills them.
 nonisolated(unsafe) public var dispatchStopSignal: Int32 = 0
 
 extension Dispatcher {
     public func installStopHandlers() {
-        signal(SIGINT) { _ in dispatchStopSignal = 1 }
-        signal(SIGTERM) { _ in dispatchStopSignal = 1 }
+        signal(SIGINT) { _ in dispatchStopSignal += 1 }
+        signal(SIGTERM) { _ in dispatchStopSignal += 1 }
+        // A launcher may hand over these signals blocked (the mask is inherited): unblock them, or
+        // the dispatcher could never be stopped but by SIGKILL.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }

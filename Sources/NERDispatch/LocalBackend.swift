@@ -5,7 +5,12 @@ import Glibc
 #endif
 
 /// Runs each job as `bash -o pipefail -c COMMAND` in its own process group, so the whole pipeline
-/// can be stopped at once (cancel, or a dead dispatcher's orphans).
+/// can be stopped at once (cancel, time limit, shutdown).
+///
+/// A job outlives a dispatcher killed with SIGKILL. So that the next dispatcher can take it over
+/// instead of running it again, everything it needs is in the spool: `run/JOBID.pid` names the
+/// process group (host, pid, start ticks, start time), and a small wrapper shell writes the
+/// command's exit status to `run/JOBID.rc` when it ends, since only a parent can wait for it.
 public final class LocalBackend: DispatchBackend {
     public let name = "local"
     let spool: Spool
@@ -13,6 +18,12 @@ public final class LocalBackend: DispatchBackend {
     public init(spool: Spool) { self.spool = spool }
 
     func pidFile(_ jobId: String) -> String { spool.run + "/" + jobId + ".pid" }
+    func exitFile(_ jobId: String) -> String { spool.run + "/" + jobId + ".rc" }
+
+    /// `$1` is the job's command, `$2` the exit-status file (written under a temp name, then renamed,
+    /// so a reader never sees half of it). The wrapper outlasts SIGTERM (a trap that does nothing,
+    /// which the command does not inherit), so it records how the command ended.
+    static let wrapper = #"trap : TERM INT; bash -o pipefail -c "$1"; rc=$?; printf '%s\n' "$rc" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$rc""#
 
     public func start(_ job: RunningJob, command: String, environment: [String: String]) throws {
         let stdin = open(job.claim.path, O_RDONLY | O_CLOEXEC)
@@ -24,6 +35,7 @@ public final class LocalBackend: DispatchBackend {
         guard stdout >= 0, stderr >= 0 else { throw ToolError.failure("cannot open the output or log of \(job.jobId): \(errnoString())") }
         let header = "\(Timestamp.now()) attempt \(job.attempt) on \(hostName()): \(command)\n"
         _ = header.withCString { write(stderr, $0, strlen($0)) }
+        unlink(exitFile(job.jobId))
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -51,7 +63,7 @@ public final class LocalBackend: DispatchBackend {
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let args = ["bash", "-o", "pipefail", "-c", command]
+        let args = ["bash", "-c", LocalBackend.wrapper, "ner-job", command, exitFile(job.jobId)]
         let env = environment.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let rc = withCStrings(args) { argv in
@@ -62,36 +74,100 @@ public final class LocalBackend: DispatchBackend {
         guard rc == 0 else { throw ToolError.unavailable("cannot start bash for \(job.jobId): \(errnoString(rc))") }
         job.pid = pid
         job.backendId = String(pid)
+        job.startedAt = Date()
         let ticks = processStartTicks(pid) ?? 0
-        try AtomicFile.write("\(hostName()) \(pid) \(ticks)\n", to: pidFile(job.jobId))
+        try AtomicFile.write("\(hostName()) \(pid) \(ticks) \(Int(job.startedAt.timeIntervalSince1970))\n", to: pidFile(job.jobId))
+    }
+
+    /// What `run/JOBID.pid` says: the job's process group on this host, and when it started.
+    struct Group {
+        var pgid: Int32
+        var ticks: UInt64
+        var startedAt: Date
+        var alive: Bool { processStartTicks(pgid) == ticks }
+    }
+
+    func group(_ jobId: String) -> Group? {
+        guard let text = try? String(contentsOfFile: pidFile(jobId), encoding: .utf8) else { return nil }
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard f.count == 4, String(f[0]) == hostName(), let pgid = Int32(f[1]), let ticks = UInt64(f[2]),
+              let started = Double(f[3]) else { return nil }
+        return Group(pgid: pgid, ticks: ticks, startedAt: Date(timeIntervalSince1970: started))
+    }
+
+    /// The exit status the wrapper recorded, once the job ended.
+    func recordedExit(_ jobId: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: exitFile(jobId), encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func exit(code: Int32) -> JobExit {
+        if code == 0 { return .succeeded }
+        // The shell reports a command killed by signal N as 128 + N.
+        return code > 128 && code < 160 ? .failed("killed by signal \(code - 128)") : .failed("exit \(code)")
     }
 
     public func poll(_ job: RunningJob) -> JobExit? {
+        if job.exited == nil { job.exited = job.adopted ? pollAdopted(job) : pollChild(job) }
+        guard let exit = job.exited else { return nil }
+        // A job being stopped keeps its grace period: processes of its group still cleaning up
+        // (ner-train after SIGTERM, say) are waited for until then.
+        if job.stopping != nil, let at = job.killAt, Date() < at, Glibc.kill(-job.pid, 0) == 0 { return nil }
+        // Nothing in the job may outlive it: stop stragglers left in its process group.
+        Glibc.kill(-job.pid, SIGKILL)
+        forget(job.jobId)
+        return exit
+    }
+
+    func pollChild(_ job: RunningJob) -> JobExit? {
         var status: Int32 = 0
         let r = waitpid(job.pid, &status, WNOHANG)
         if r == 0 { return nil }
-        unlink(pidFile(job.jobId))
         if r < 0 { return .failed("lost track of process \(job.pid): \(errnoString())") }
-        // Nothing in the job may outlive it: stop stragglers left in its process group.
-        kill(-job.pid, SIGKILL)
         let low = status & 0x7f
-        if low == 0 {
-            let code = (status >> 8) & 0xff
-            return code == 0 ? .succeeded : .failed("exit \(code)")
-        }
+        if low == 0 { return LocalBackend.exit(code: (status >> 8) & 0xff) }
         return .failed("killed by signal \(low)")
     }
 
+    /// A job this dispatcher did not start cannot be waited for: it has ended when its wrapper
+    /// recorded an exit status, or when its process group leader is gone without one (killed).
+    func pollAdopted(_ job: RunningJob) -> JobExit? {
+        if let code = recordedExit(job.jobId) { return LocalBackend.exit(code: code) }
+        if group(job.jobId)?.alive == true { return nil }
+        // The wrapper may have written its status just before it ended.
+        if let code = recordedExit(job.jobId) { return LocalBackend.exit(code: code) }
+        return .failed("killed with its dispatcher (no exit status)")
+    }
+
+    func forget(_ jobId: String) {
+        unlink(pidFile(jobId))
+        unlink(exitFile(jobId))
+    }
+
+    /// Takes over the run a dead dispatcher left on this host: still running, or ended with its
+    /// exit status recorded.
+    public func reattach(_ job: RunningJob, knownId: String?) -> Bool {
+        guard let g = group(job.jobId), g.alive || recordedExit(job.jobId) != nil else { return false }
+        job.pid = g.pgid
+        job.backendId = String(g.pgid)
+        job.startedAt = g.startedAt
+        job.adopted = true
+        return true
+    }
+
     public func cancel(_ job: RunningJob) {
-        kill(-job.pid, SIGTERM)
+        guard !job.adopted || group(job.jobId)?.alive == true else { return }
+        Glibc.kill(-job.pid, SIGTERM)
+    }
+
+    public func kill(_ job: RunningJob) {
+        guard !job.adopted || group(job.jobId)?.alive == true else { return }
+        Glibc.kill(-job.pid, SIGKILL)
     }
 
     public func killOrphan(jobId: String) {
-        guard let text = try? String(contentsOfFile: pidFile(jobId), encoding: .utf8) else { return }
-        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard f.count == 3, String(f[0]) == hostName(), let pgid = Int32(f[1]), let ticks = UInt64(f[2]) else { return }
-        if processStartTicks(pgid) == ticks { kill(-pgid, SIGKILL) }
-        unlink(pidFile(jobId))
+        if let g = group(jobId), g.alive { Glibc.kill(-g.pgid, SIGKILL) }
+        forget(jobId)
     }
 }
 

@@ -11,8 +11,8 @@ extension Registry {
     /// manifest); `metrics`, `job_id`, `parent_id` (the model a retraining started from) and
     /// `sweep_id` are stored when present.
     ///
-    /// Idempotent: a record whose `model_id` or `sha256` is already registered returns that row with
-    /// `created == false` (a collected or removed model whose artifact is back becomes `registered`
+    /// Idempotent: a record whose `model_id`, `sha256` or `job_id` is already registered returns that
+    /// row with `created == false` (a collected or removed model whose artifact is back becomes `registered`
     /// again). The version is assigned inside the same write transaction, so concurrent registrations
     /// of one name get 1, 2, 3, ... with no gap and no duplicate.
     public func register(record: JSON) throws -> (model: ModelRow, created: Bool) {
@@ -49,6 +49,13 @@ extension Registry {
             }
             if let existing = try Row.fetchOne(db, sql: "SELECT * FROM models WHERE sha256 = ?", arguments: [sha]) {
                 return (try revive(db, ModelRow(row: existing), artifact: artifact, now: now), false)
+            }
+            // One job gives one model: a retried attempt (or an orphaned run that finished after its
+            // dispatcher died) registering a second artifact for the same job gets the first model.
+            if let jobId = record["job_id"]?.stringValue,
+               let existing = try Row.fetchOne(db, sql: "SELECT * FROM models WHERE job_id = ? ORDER BY version LIMIT 1",
+                                               arguments: [jobId]) {
+                return (ModelRow(row: existing), false)
             }
             let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM models WHERE name = ?",
                                             arguments: [name]) ?? 0) + 1

@@ -26,10 +26,25 @@ struct Dispatch: ParsableCommand {
         dead-lettered to spool/failed with its cause.
 
         CLAIMS AND LEASES
-          A claim carries its owner (host, pid) and a lease the owner renews while the job runs. A \
-        claim whose owner died (same host) or whose lease expired (any host) is returned to the \
-        queue with attempt + 1 by any dispatcher; on the same host the dead owner's job processes \
-        are killed first, so a job never runs twice at once.
+          A claim carries its owner (host, pid) and a lease the owner renews while the job runs. \
+        A job outlives a dispatcher killed with SIGKILL: it runs in its own process group, which \
+        spool/run/JOB_ID.pid names, and its exit status is written to spool/run/JOB_ID.rc when it \
+        ends. The next dispatcher on that host takes such a job over: it tends it while it runs and \
+        records how it ended, so the job runs once and is recorded once. A claim whose owner died \
+        with no job left to take over, or whose lease expired (any host), is returned to the queue \
+        with attempt + 1 by any dispatcher; on the same host the dead owner's job processes are \
+        killed first, so a job never runs twice at once. ner-register keeps one model per job, \
+        whatever order attempts finish in.
+
+        TIME LIMITS AND STOPPING
+          A local job runs at most its resources.time (default 02:00:00; Slurm's forms MM, MM:SS, \
+        HH:MM:SS, D-HH[:MM[:SS]]; UNLIMITED for none). Past it, the job's process group gets \
+        SIGTERM, then SIGKILL after --grace seconds, and the attempt fails with the cause "time \
+        limit HH:MM:SS" (retried up to --max-attempts). A cancelled job is stopped the same way. On \
+        SIGTERM or SIGINT the dispatcher stops claiming, stops its running jobs the same way, puts \
+        them back in the queue without spending an attempt, and exits 0 within --grace seconds; a \
+        second signal kills the jobs at once. (With slurm, the dispatcher exits at once and the \
+        jobs run on in Slurm, which enforces their time itself.)
 
         SLURM (--backend slurm)
           Each claimed job becomes one `sbatch --parsable` submission of a script, kept as \
@@ -51,8 +66,7 @@ struct Dispatch: ParsableCommand {
           --once   claim what may run now, wait for those jobs, exit (for cron); with slurm, do \
         not wait.
           --drain  keep claiming until the queue is empty and every job it started ended.
-          --watch  keep going; SIGINT/SIGTERM stop claiming and wait for running jobs (with \
-        slurm, exit at once: the jobs run on in Slurm and the next dispatcher takes them over).
+          --watch  keep going until SIGINT/SIGTERM.
 
         EXAMPLES
           ner-dispatch --drain --max-running 2
@@ -77,6 +91,8 @@ struct Dispatch: ParsableCommand {
     var poll: Double?
     @Option(help: ArgumentHelp("Command each job runs, its record on stdin.", valueName: "CMD"))
     var command = "ner-train | ner-pack | ner-register"
+    @Option(help: ArgumentHelp("Seconds a stopped job (time limit, cancel, SIGTERM) has before SIGKILL.", valueName: "SECONDS"))
+    var grace: Double = 30
     @Option(help: "Where jobs run: local (child processes) or slurm (sbatch).") var backend = "local"
     @Option(help: ArgumentHelp("Extra sbatch options for every job, split at spaces (slurm only).", valueName: "ARGS"))
     var sbatchArgs: String?
@@ -87,6 +103,7 @@ struct Dispatch: ParsableCommand {
         if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
         if !(lease > 0) { throw ValidationError("--lease must be positive") }
         if let poll, !(poll > 0 && poll <= 60) { throw ValidationError("--poll must be in (0, 60] seconds") }
+        if !(grace >= 0 && grace <= 3600) { throw ValidationError("--grace must be in [0, 3600] seconds") }
         if !["local", "slurm"].contains(backend) { throw ValidationError("unknown backend '\(backend)' (local or slurm)") }
         if sbatchArgs != nil && backend != "slurm" { throw ValidationError("--sbatch-args needs --backend slurm") }
     }
@@ -103,6 +120,7 @@ struct Dispatch: ParsableCommand {
             options.lease = lease
             options.pollInterval = poll ?? (backend == "slurm" ? 5 : 0.2)
             options.command = command
+            options.grace = grace
             options.toolDirectory = executableDirectory()
             let spool = Spool(home: home)
             let runner: DispatchBackend = backend == "slurm"

@@ -144,6 +144,10 @@ struct Register: ParsableCommand {
         }
         out["model_id"] = .string(m.modelId)
         out["version"] = .int(Int64(m.version))
+        // An earlier attempt of the same job may have registered another artifact: the record
+        // names the model the registry holds.
+        out["artifact"] = .string(m.artifact)
+        if let sha = m.sha256 { out["sha256"] = .string(sha) }
         out["status"] = "registered"
         return out
     }

@@ -62,6 +62,20 @@ import TestSupport
         #expect(try f.registry.models().count == 1)
     }
 
+    /// Two attempts of one job (a retry, or an orphaned run that finished after its dispatcher
+    /// died) each pack an artifact: the job still gives one model, whichever registers first.
+    @Test func oneJobGivesOneModelWhateverItsAttemptsRegister() throws {
+        let f = try Fixture("reg-job-once")
+        defer { f.remove() }
+        let first = try f.registry.register(record: f.fakePacked(name: "k9", jobId: "k9-job"))
+        let second = try f.registry.register(record: f.fakePacked(name: "k9", jobId: "k9-job"))
+        #expect(first.created && !second.created)
+        #expect(second.model.modelId == first.model.modelId)
+        #expect(try f.registry.models(name: "k9").count == 1)
+        let other = try f.registry.register(record: f.fakePacked(name: "k9", jobId: "k9-other-job"))
+        #expect(other.created && other.model.version == 2)
+    }
+
     @Test func badRecordsAreRefusedWithTheirExitStatus() throws {
         let f = try Fixture("reg-bad")
         defer { f.remove() }

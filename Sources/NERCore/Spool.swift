@@ -321,7 +321,7 @@ public struct Spool: Sendable {
             for name in Spool.sortedNames(dir) {
                 if let id = Spool.jobId(fromFileName: name) {
                     unlink(events + "/" + id + ".ndjson")
-                    for ext in ["out", "err", "sh"] { unlink(run + "/" + id + "." + ext) }
+                    for ext in ["out", "err", "sh", "rc", "pid", "lock"] { unlink(run + "/" + id + "." + ext) }
                 }
                 if unlink(dir + "/" + name) == 0 { n += 1 }
             }

@@ -244,7 +244,7 @@ struct Queue: ParsableCommand {
         guard keep > 0 && keep < 1 else { throw ToolError.usage("--keep must be between 0 and 1, got \(keep)") }
         guard factor >= 1 else { throw ToolError.usage("--factor must be 1 or more, got \(factor)") }
         func rung(_ record: JSON?) -> Int { record?["sweep_rung"]?.intValue ?? 0 }
-        let trials = try Registry(path: home.registry).sweepModels(sweepId, by: by)
+        let trials = try Registry(path: home.registry, readOnly: true).sweepModels(sweepId, by: by)
         guard let last = trials.map({ rung($0.model.record) }).max() else {
             throw ToolError.noInput("sweep \(sweepId) has no registered model")
         }
@@ -275,8 +275,8 @@ struct Queue: ParsableCommand {
     }
 
     func enqueueRetraining(_ spec: String, spool: Spool, home: Home, log: Logger) throws {
-        let registry = try Registry(path: home.registry)
-        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(spec)") }
+        let registry = try Registry(path: home.registry, readOnly: true)
+        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(clipped(spec))") }
         guard let original = model.record["spec"]?.objectValue else {
             throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
         }

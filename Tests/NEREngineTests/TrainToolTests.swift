@@ -165,6 +165,44 @@ enum Synthetic {
         #expect(badJob.stderr.contains("stdin:1") && badJob.stderr.contains("epochs"))
     }
 
+    /// A misspelt or unknown spec field must not train with the default as if it had been set.
+    @Test(arguments: [
+        (#""bogus_field":3"#, "unknown field 'spec.bogus_field'"),
+        (#""epoch":50"#, "unknown field 'spec.epoch' (did you mean 'spec.epochs'?)"),
+        (#""resources":{"tme":"1:00:00"}"#, "unknown field 'spec.resources.tme' (did you mean 'spec.resources.time'?)"),
+    ])
+    func unknownSpecFieldsAreRefused(field: String, says: String) throws {
+        let dir = TempDir("engine-spec")
+        defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(8, seed: 1))
+        let job = #"{"name":"typo","spec":{"train":"\#(train)","epochs":1,\#(field)}}"# + "\n"
+        let r = try run("ner-train", ["--output", dir.file("m"), "--quiet"], stdin: job)
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr == "ner-train: error: stdin:1: \(says)\n")
+        #expect(r.stdout.isEmpty)
+        #expect(!fileExists(dir.file("m")))
+    }
+
+    /// Training data must be a regular file named by exactly the path recorded: a device would be
+    /// read forever, and a NUL would make open(2) read a file other than the recorded one.
+    @Test func dataFilesMustBeRegularFilesWithoutNUL() throws {
+        let dir = TempDir("engine-files")
+        defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(8, seed: 1))
+        let zero = try run("ner-train", ["--train", "/dev/zero", "--output", dir.file("m"), "--epochs", "1"])
+        #expect(zero.status == 66, "\(zero.stderr)")
+        #expect(zero.stderr == "ner-train: error: train file /dev/zero: not a regular file\n")
+        let folder = try run("ner-train", ["--train", dir.path, "--output", dir.file("m"), "--epochs", "1"])
+        #expect(folder.status == 66, "\(folder.stderr)")
+        #expect(folder.stderr.contains("not a regular file"), "\(folder.stderr)")
+
+        let nul = #"{"spec":{"train":"\#(train)\u0000.extra","epochs":1}}"# + "\n"
+        let n = try run("ner-train", ["--output", dir.file("m"), "--quiet"], stdin: nul)
+        #expect(n.status == 65, "\(n.stderr)")
+        #expect(n.stderr == "ner-train: error: stdin:1: train path contains a NUL byte\n")
+        #expect(!fileExists(dir.file("m")))
+    }
+
     @Test func gzippedVectorsAreRead() throws {
         let dir = TempDir("engine-gz")
         defer { dir.remove() }

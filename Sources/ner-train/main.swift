@@ -22,6 +22,7 @@ struct Tool: ParsableCommand {
           metrics.json: dev (and test) precision, recall and F1, overall and per type
           history.ndjson: one line per epoch with loss, dev F1, seconds, tokens/s
           checkpoint/: the last epoch's full state, for --resume
+        The folder is built as a hidden sibling, .NAME.partial, and renamed into place when training ends; a run that fails removes it, except one that diverged, whose checkpoint stays there for --resume.
         Progress goes to stderr: a bar on a terminal, one line per epoch otherwise.
 
         TRAINING

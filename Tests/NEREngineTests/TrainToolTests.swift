@@ -203,6 +203,19 @@ enum Synthetic {
         #expect(!fileExists(dir.file("m")))
     }
 
+    /// A finished run leaves its model folder and nothing else: the hidden partial folder it was
+    /// built in has been renamed into place.
+    @Test func aFinishedRunLeavesNoPartialFolder() throws {
+        let dir = TempDir("engine-partial")
+        defer { dir.remove() }
+        let train = dir.write("data/train.txt", Synthetic.corpus(16, seed: 1))
+        let r = try run("ner-train", ["--output", dir.file("out/model"), "--quiet"], stdin: Synthetic.job(train: train, dev: nil, epochs: 1))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("out")) == ["model"])
+        #expect(fileExists(dir.file("out/model/model.json")) && fileExists(dir.file("out/model/checkpoint/state.json")))
+        #expect(try JSON.parse(try #require(r.lines.first))["model_dir"]?.stringValue == dir.file("out/model"))
+    }
+
     @Test func gzippedVectorsAreRead() throws {
         let dir = TempDir("engine-gz")
         defer { dir.remove() }

@@ -263,7 +263,7 @@ enum Synthetic {
         #expect(status { _ = try NERModel.load(dir.file("m")) } == nil)
     }
 
-    @Test func trainsOnExamplesAndOnConllWhenPresent() throws {
+    @Test func trainsOnExamples() throws {
         let dir = TempDir("engine-examples")
         defer { dir.remove() }
         let data = TestTools.repoRoot + "/examples/data"
@@ -278,11 +278,13 @@ enum Synthetic {
         let model = try NERModel.load(dir.file("wiki"))
         #expect(model.name == "wikigold")
         #expect(model.predict([["John", "lives", "in", "London", "."]])[0].tags.count == 5)
+    }
 
-        guard let shared = TestTools.sharedData else {
-            print("skipping the CoNLL-2003 part: no shared data folder (../shared/data) beside the checkout")
-            return
-        }
+    @Test(.enabled(if: TestTools.sharedData != nil, "needs the CoNLL-2003 files in ../shared/data"))
+    func trainsOnASampleOfConll() throws {
+        let dir = TempDir("engine-conll")
+        defer { dir.remove() }
+        let shared = try #require(TestTools.sharedData)
         // The first 1000 sentences of CoNLL-2003 (IOB1), one epoch: reading, conversion and training at real scale.
         let lines = try String(contentsOfFile: shared + "/conll2003/train.txt", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
         var text = "", sentences = 0

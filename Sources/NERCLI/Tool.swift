@@ -34,8 +34,9 @@ public let exitCodeHelp: String = {
     for c in ExitStatus.allCases {
         s += "  " + String(c.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0) + c.meaning + "\n"
     }
-    s += "  A closed stdout (e.g. piping into `head`) ends the tool quietly with 0; any other error writing\n"
-    s += "  stdout (a full disk) is 74. docs/exit-codes.md says when each tool uses each code."
+    s += "  A closed stdout (e.g. piping into `head`) ends the tool quietly with 0; any\n"
+    s += "  other error writing stdout (a full disk) is 74. docs/exit-codes.md says when\n"
+    s += "  each tool uses each code."
     return s
 }()
 

@@ -122,7 +122,7 @@ struct Queue: ParsableCommand {
 
     @Option(help: ArgumentHelp("Queue every trial of a sweep spec (JSON file, - for stdin).", valueName: "FILE"))
     var sweep: String?
-    @Option(help: ArgumentHelp("With --sweep: refuse a sweep of more trials than N (default \(Sweep.defaultMaxTrials)).", valueName: "N"))
+    @Option(help: ArgumentHelp("With --sweep: refuse a sweep of more trials than N.", valueName: "N"))
     var maxTrials = Sweep.defaultMaxTrials
     @Option(help: ArgumentHelp("Queue a registered model's job again, flags as overrides.", valueName: "MODEL"))
     var from: String?

@@ -48,7 +48,7 @@ final class Reloader: @unchecked Sendable {
     private func poll() {
         let spec = state.options.model
         do {
-            if registry == nil { registry = try Registry(path: state.options.home.registry) }
+            if registry == nil { registry = try Registry(path: state.options.home.registry, readOnly: true) }
             guard let row = try registry!.resolve(spec) else {
                 report("\(spec) no longer names a model in \(state.options.home.registry); still serving \(state.slot.current.id)")
                 return

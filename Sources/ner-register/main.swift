@@ -14,8 +14,9 @@ struct RegistryOptions: ParsableArguments {
         valueName: "SECONDS"))
     var busyTimeout: Double = 30
 
-    func open() throws -> Registry {
-        try Registry(path: common.resolvedHome.registry, busyTimeout: busyTimeout)
+    /// `readOnly` for the commands that only look: they work on a registry nobody may write.
+    func open(readOnly: Bool = false) throws -> Registry {
+        try Registry(path: common.resolvedHome.registry, busyTimeout: busyTimeout, readOnly: readOnly)
     }
 }
 
@@ -182,7 +183,7 @@ struct List: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             let rows = try registry.models(name: name).filter { all || $0.status == "registered" }
             var aliasesOf: [String: [String]] = [:]
             for n in Set(rows.map(\.name)) {
@@ -226,8 +227,8 @@ struct Show: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
-            guard let m = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(spec)") }
+            let registry = try options.open(readOnly: true)
+            guard let m = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(clipped(spec))") }
             let aliases = try registry.aliases(name: m.name).filter { $0.value == m.modelId }.map(\.key)
             var o = withAliases(m, aliases)
             o["record"] = m.record
@@ -275,7 +276,7 @@ struct History: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             if let at {
                 guard let date = Timestamp.parse(at) else {
                     throw ToolError.usage("--at \(at): not an RFC 3339 time (e.g. 2026-05-03T12:00:00Z)")
@@ -335,7 +336,7 @@ struct Best: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             let trials = try registry.sweepModels(sweep, by: by)
             let winner = try Registry.best(of: trials, sweep: sweep, by: by)
             let ranked = all ? trials : [(winner.model, Optional(winner.score))]
@@ -385,7 +386,7 @@ struct Alias: ParsableCommand {
     func run() throws {
         try runTool("ner-register", options.common) { _ in
             let registry = try options.open()
-            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(model)") }
+            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(clipped(model))") }
             let move = try registry.setAlias(name: name, alias: alias, modelId: m.modelId)
             Output.line(moveOutput(move, name: name, alias: alias, modelId: m.modelId))
         }
@@ -449,7 +450,7 @@ struct Promote: ParsableCommand {
                 Output.line(moveOutput(move, name: model, alias: alias, modelId: m.modelId))
                 return
             }
-            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(model)") }
+            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(clipped(model))") }
             let move = try registry.promote(modelId: m.modelId, alias: alias)
             Output.line(moveOutput(move, name: m.name, alias: alias, modelId: m.modelId))
         }
@@ -571,7 +572,7 @@ struct Jobs: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let rows = try options.open().jobs(status: status)
+            let rows = try options.open(readOnly: true).jobs(status: status)
             if table {
                 printTable(["JOB_ID", "STATUS", "ATTEMPT", "UPDATED", "BACKEND_ID", "ERROR"], rows.map {
                     [$0.jobId, $0.status, String($0.attempt), $0.updatedAt, $0.backendId ?? "-", $0.error ?? ""]
@@ -608,8 +609,8 @@ struct JobTransitions: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
-            guard try registry.job(jobId) != nil else { throw ToolError.noInput("unknown job \(jobId)") }
+            let registry = try options.open(readOnly: true)
+            guard try registry.job(jobId) != nil else { throw ToolError.noInput("unknown job \(clipped(jobId))") }
             let rows = try registry.transitions(jobId: jobId)
             if table {
                 printTable(["AT", "STATUS", "ATTEMPT", "HOST", "PID", "DETAIL"], rows.map {

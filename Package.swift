@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERDispatch"]),
         .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERDispatch", "NERRegistry"]),
         .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
-        .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact"]),
+        .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERServer"]),
@@ -86,7 +86,7 @@ let package = Package(
         ]),
         .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
-        .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
+        .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer", "ner-pack"]),
         .testTarget(name: "NERServerTests", dependencies: [
             "TestSupport", "NERServer", "NERCore", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
         ]),

@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer", "ner-pack"]),
         .testTarget(name: "NERServerTests", dependencies: [
-            "TestSupport", "NERServer", "NERCore", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
+            "TestSupport", "NERServer", "NERCore", "NERArtifact", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",

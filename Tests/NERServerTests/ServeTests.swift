@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NERArtifact
 import NERCore
 import Testing
 import TestSupport
@@ -330,6 +331,61 @@ struct ServeTests {
         #expect(try s.get("/metrics").text.contains("ner_model_reloads_total{result=\"success\"} 1\n"))
         #expect(s.stop() == 0)
         #expect(s.stderr.contains("switched from model tiny-a to tiny-b"))
+    }
+
+    /// A model whose model.json is out of range (max_word_chars -5 made the server abort while
+    /// loading it) is promoted while the server serves: the old model keeps serving, and the cause
+    /// shows in the log, in /v1/models and in /metrics.
+    @Test func aBrokenModelPromotedWhileServingLeavesTheOldOneServing() throws {
+        if let problem = Fixture.shared.problem { throw Failure(problem) }
+        let home = try Fixture.shared.registryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        // ner-pack refuses such a folder, so it is packed by the library, as another writer might.
+        let broken = home + "/broken-model"
+        try FileManager.default.copyItem(atPath: Fixture.shared.modelDir, toPath: broken)
+        var json = try JSON.parse(try #require(FileManager.default.contents(atPath: broken + "/model.json")))
+        var config = try #require(json["config"])
+        config["max_word_chars"] = -5
+        json["config"] = config
+        try json.prettyEncoded().write(to: URL(fileURLWithPath: broken + "/model.json"))
+        let packed = try Artifact.pack(modelDir: broken, modelId: "tiny-broken", name: "tiny", into: home + "/artifacts")
+        let record: JSON = ["schema": 1, "status": "packed", "name": "tiny", "artifact": .string(packed.path),
+                            "sha256": .string(packed.sha256), "model_id": "tiny-broken"]
+        let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+        try #require(registered.status == 0, "\(registered.stderr)")
+
+        let s = try ServerProcess(["--model", "tiny", "--home", home, "--poll-interval", "0.2"])
+        #expect(try servedModel(s) == "tiny-a")
+        #expect(try s.get("/v1/models").json?["last_reload_error"] == .null)
+        let promoted = try run("ner-register", ["promote", "tiny-broken", "--home", home, "--quiet"])
+        try #require(promoted.status == 0, "\(promoted.stderr)")
+        let deadline = Date().addingTimeInterval(15)
+        var models = try s.get("/v1/models").json
+        while models?["last_reload_error"] == .null && Date() < deadline {
+            usleep(50_000)
+            models = try s.get("/v1/models").json
+        }
+        let problem = try #require(models?["last_reload_error"]?["error"]?.stringValue, "no reload error reported")
+        #expect(problem.contains("config.max_word_chars is -5"), "\(problem)")
+        #expect(models?["last_reload_error"]?["at"]?.stringValue != nil)
+        #expect(models?["models"]?.arrayValue?.first?["id"]?.stringValue == "tiny-a")
+
+        // Still serving the old model, and polling does not load the broken one again and again.
+        usleep(1_000_000)
+        let reply = try s.post("/ner", Data(Self.sample.utf8), type: "text/plain")
+        #expect(reply.status == 200)
+        #expect(reply.headers["x-model-id"] == "tiny-a")
+        let metrics = try s.get("/metrics").text
+        #expect(metrics.contains("ner_model_reloads_total{result=\"failure\"} 1\n"), "\(metrics)")
+        #expect(s.stderr.contains("failed, still serving tiny-a"), "\(s.stderr)")
+
+        // A good model promoted next is served, and the error is cleared.
+        #expect(try run("ner-register", ["promote", "tiny-b", "--home", home, "--quiet"]).status == 0)
+        let again = Date().addingTimeInterval(15)
+        while (try? servedModel(s)) != "tiny-b" && Date() < again { usleep(50_000) }
+        #expect(try servedModel(s) == "tiny-b")
+        #expect(try s.get("/v1/models").json?["last_reload_error"] == .null)
+        #expect(s.stop() == 0)
     }
 
     @Test func sighupReloadsUnderLoad() throws {

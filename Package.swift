@@ -84,7 +84,7 @@ let package = Package(
             "TestSupport", "NERRegistry", "NERCore", "NERArtifact", "ner-register",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
+        .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack", "ner-infer"]),
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
         .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer", "ner-pack"]),
         .testTarget(name: "NERServerTests", dependencies: [

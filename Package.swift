@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "NERRegistry", dependencies: [
-            "NERCore",
+            "NERCore", "NERArtifact",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "NERArtifact", dependencies: [

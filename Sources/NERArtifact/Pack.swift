@@ -92,6 +92,35 @@ public enum Artifact {
         return hasher.finalize().hex
     }
 
+    /// Copies `source` to `dest` (which must not exist): written under a temp name beside it, hashed on
+    /// the way, fsynced, and put in place only when its sha256 is `sha256`. Never replaces a file.
+    public static func copy(_ source: String, to dest: String, sha256 expected: String) throws {
+        let (src, _, _) = try openRegularFile(source, shownAs: source)
+        defer { close(src) }
+        let tmp = tempName(beside: dest)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ToolError.failure("\(dest): cannot create: \(errnoString())") }
+        defer { unlink(tmp) }
+        var hasher = SHA256()
+        do {
+            try readChunks(fd: src, name: source) {
+                hasher.update(bufferPointer: $0)
+                try AtomicFile.writeAll(fd: fd, $0, path: tmp)
+            }
+            guard fsync(fd) == 0 else { throw ToolError.failure("\(dest): fsync failed: \(errnoString())") }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        let got = hasher.finalize().hex
+        guard got == expected.lowercased() else {
+            throw ToolError.data("\(source): sha256 is \(got), expected \(expected)")
+        }
+        guard link(tmp, dest) == 0 else { throw ToolError.failure("\(dest): cannot create: \(errnoString())") }
+        AtomicFile.syncDirectory((dest as NSString).deletingLastPathComponent)
+    }
+
     /// The tarball stored for `modelId` in `artifactsDir`, whichever compression it was written with.
     public static func existing(modelId: String, in artifactsDir: String) -> String? {
         let store = absolute(artifactsDir)

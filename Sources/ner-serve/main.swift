@@ -54,7 +54,9 @@ struct Tool: ParsableCommand {
 
         SIGNALS
           SIGTERM, SIGINT  stop accepting connections, answer every request in flight (queued \
-        batches run at once, without waiting out --max-batch-delay), exit 0.
+        batches run at once, without waiting out --max-batch-delay), exit 0. Every answer from then \
+        on carries "Connection: close"; a keep-alive connection idle at that moment stays open half \
+        a second for a request already on its way, then closes.
           SIGHUP           reload the model.
 
         LOGS (stderr)

@@ -76,6 +76,8 @@ struct Register: ParsableCommand {
               For each packed record: the same record with "model_id", "version" and "status": \
             "registered" added; every other field passes through untouched. Records of any other status \
             (failed jobs, records without an artifact) are printed unchanged.
+              An artifact outside $NER_HOME/artifacts is copied into it (as MODEL_ID.tar.zst or .tar.gz, \
+            its sha256 checked again), and the registry names the copy; the original is left as it is.
               Registering the same artifact again (same model id or same sha256) registers nothing new \
             and prints the model's existing id and version, so a pipeline can be re-run safely. Records \
             are handled in order; the first bad one stops the run with its error (exit 65 for a tampered \
@@ -467,6 +469,8 @@ struct Remove: ParsableCommand {
             MODEL is a model id or NAME:VERSION (never a bare name, which would follow an alias). A model \
             that an alias points at is refused (exit 1): move the alias first. The row stays, with \
             "status": "removed", so jobs and the alias audit keep their references. Prints the row.
+              Only a file in $NER_HOME/artifacts whose sha256 is still the registered one is deleted; \
+            any other file the row names (outside the store, or replaced since) is left, with a warning.
 
             EXAMPLES
               ner-register rm conll:2
@@ -480,13 +484,13 @@ struct Remove: ParsableCommand {
     @OptionGroup var options: RegistryOptions
 
     func run() throws {
-        try runTool("ner-register", options.common) { _ in
+        try runTool("ner-register", options.common) { log in
             let registry = try options.open()
             let found = model.contains(":") ? try registry.resolve(model) : try registry.model(model)
             guard let m = found else {
                 throw ToolError.noInput("unknown model \(model) (rm takes a model id or NAME:VERSION)")
             }
-            try registry.remove(modelId: m.modelId)
+            try registry.remove(modelId: m.modelId, warn: { log.warning("\($0)") })
             if let after = try registry.model(m.modelId) { Output.line(after.json) }
         }
     }
@@ -498,8 +502,9 @@ struct GC: ParsableCommand {
         abstract: "Delete the artifacts of all but the newest N models of every name.",
         discussion: """
             Keeps the N highest registered versions of every name and every model an alias points at; \
-            marks the others "collected" and deletes their artifact files. Prints one "type": "model" \
-            object per collected model (with --dry-run, per model it would collect).
+            marks the others "collected" and deletes their artifact files (as rm does: only files in \
+            $NER_HOME/artifacts that still match their sha256). Prints one "type": "model" object per \
+            collected model (with --dry-run, per model it would collect).
 
             EXAMPLES
               ner-register gc --keep 5
@@ -526,7 +531,7 @@ struct GC: ParsableCommand {
     func run() throws {
         try runTool("ner-register", options.common) { log in
             let registry = try options.open()
-            let collected = try registry.gc(keep: keep, dryRun: dryRun)
+            let collected = try registry.gc(keep: keep, dryRun: dryRun, warn: { log.warning("\($0)") })
             if table {
                 printTable(["NAME", "VERSION", "STATUS", "BYTES", "ARTIFACT"], collected.map {
                     [$0.name, String($0.version), $0.status, $0.bytes.map(String.init) ?? "-", $0.artifact]

@@ -167,6 +167,11 @@ extension Artifact {
         return manifest
     }
 
+    /// Each file's size as the manifest lists it, by path.
+    private static func listedSizes(_ data: Data, shownAs name: String) throws -> [String: Int64] {
+        Dictionary(uniqueKeysWithValues: try decodeManifest(data, shownAs: name).files.map { ($0.path, $0.size) })
+    }
+
     private static func readEntries(path: String, shownAs name: String, extractInto dir: String?,
                                     hashTarball: Bool, knownManifest: Data?) throws -> PackResult {
         let (a, source) = try openArchive(path, shownAs: name, hashing: hashTarball)
@@ -184,9 +189,7 @@ extension Artifact {
         var manifestData: Data?
         // The size of every listed file, once the manifest is known: an entry may not exceed its own,
         // and as unlisted and repeated entries are refused, all of them together not their sum.
-        var limits: [String: Int64]? = try knownManifest.map { data in
-            Dictionary(uniqueKeysWithValues: try decodeManifest(data, shownAs: name).files.map { ($0.path, $0.size) })
-        }
+        var limits = try knownManifest.map { try listedSizes($0, shownAs: name) }
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { buffer.deallocate() }
 
@@ -260,7 +263,7 @@ extension Artifact {
                 }
                 manifestData = bytes
                 if limits == nil && order.isEmpty {
-                    limits = Dictionary(uniqueKeysWithValues: try decodeManifest(bytes, shownAs: name).files.map { ($0.path, $0.size) })
+                    limits = try listedSizes(bytes, shownAs: name)
                 }
             } else {
                 found[entryPath] = ManifestFile(path: entryPath, size: size, sha256: hasher.finalize().hex)

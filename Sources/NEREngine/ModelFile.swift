@@ -113,7 +113,7 @@ enum ModelFile {
     ]
     static let maxLabels = 1024
 
-    /// Reads and checks every field of model.json but `files`, which only names the two binaries.
+    /// Reads and checks every field of model.json.
     private static func fields(_ j: JSON, _ bad: (String) -> ToolError) throws
         -> (id: String, name: String, tagSet: TagSet, config: ModelConfig, chars: [Unicode.Scalar]) {
         guard j.objectValue != nil else { throw bad("not a JSON object") }
@@ -125,6 +125,12 @@ enum ModelFile {
         }
         guard let name = j["name"]?.stringValue, (try? Job.validateName(name)) != nil else {
             throw bad("name must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        }
+        if let files = j["files"], files != ["weights": "weights.bin", "vocab": "vocab.bin"] {
+            throw bad("files must be {\"weights\": \"weights.bin\", \"vocab\": \"vocab.bin\"}")
+        }
+        if let created = j["created_at"], created.stringValue.flatMap(Timestamp.parse) == nil {
+            throw bad("created_at must be an RFC 3339 time")
         }
         if let toolchain = j["toolchain"] {
             guard let min = toolchain["min"]?.stringValue, let max = toolchain["max"]?.stringValue,

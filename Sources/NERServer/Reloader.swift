@@ -82,7 +82,7 @@ final class Reloader: @unchecked Sendable {
             let cause = (error as? ToolError)?.message ?? "\(error)"
             state.metrics.observeReload(succeeded: false)
             state.noteReload(error: cause)
-            failedModelId = target
+            if let target { failedModelId = target }
             report("reload (\(reason)) failed, still serving \(current.id): \(cause)")
         }
     }

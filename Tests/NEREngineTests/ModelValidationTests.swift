@@ -89,6 +89,7 @@ import TestSupport
             ("labels", ["PER", "PER"], "labels"), ("labels", [1, 2], "labels"), ("tags", ["O"], "tags"),
             ("chars", ["ab"], "chars"), ("id", "../x", "id"), ("name", "a b", "name"),
             ("toolchain", ["min": "9.0.0", "max": "9.9.9"], "toolchain"), ("config", "big", "config"),
+            ("files", ["weights": "../w.bin", "vocab": "vocab.bin"], "files"), ("created_at", 5, "created_at"),
         ]
         for (key, value, named) in cases {
             let model = try copy("field")

@@ -87,9 +87,11 @@ public final class Registry: @unchecked Sendable {
         let frozen = nobodyCanWrite(path) || nobodyCanWrite(dir)
         let location = frozen ? "file:" + uriEscaped(path) + "?immutable=1" : path
         let queue = try guarded(path, busyTimeout) { try DatabaseQueue(path: location, configuration: config) }
-        let state = try guarded(path, busyTimeout) {
+        // A registry another process is creating at this moment may not have its tables yet; the
+        // writer's open (the caller's fallback) waits for that migration, or reports what is wrong.
+        guard let state = try? guarded(path, busyTimeout, {
             try queue.read { db in (done: try migrator.hasCompletedMigrations(db), newer: try migrator.hasBeenSuperseded(db)) }
-        }
+        }) else { return nil }
         if state.newer { throw newerSchemaError(path) }
         return state.done ? queue : nil
     }

@@ -97,8 +97,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
             guard let path else { continue }
             // A NUL ends the path for open(2), so the file read would not be the one recorded.
             if path.utf8.contains(0) { throw bad("\(field) path contains a NUL byte") }
-            let problem = JobSpec.inputFileProblem(path)
-            if let problem {
+            if let problem = JobSpec.inputFileProblem(path) {
                 throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")\(field) file \(clipped(path)): \(problem)")
             }
         }

@@ -84,6 +84,8 @@ public final class Registry: @unchecked Sendable {
         // EROFS and EPERM (an immutable file or folder) stop every writer, root included; EACCES
         // does not, so then the file may change under us and a plain read-only open is used.
         let dir = (path as NSString).deletingLastPathComponent
+        // (`immutable=1` is a URI parameter; the SQLite GRDB links must take URI file names, as
+        // Debian's and Ubuntu's builds do. Without them the open fails with 69, as before.)
         let frozen = nobodyCanWrite(path) || nobodyCanWrite(dir)
         let location = frozen ? "file:" + uriEscaped(path) + "?immutable=1" : path
         let queue = try guarded(path, busyTimeout) { try DatabaseQueue(path: location, configuration: config) }

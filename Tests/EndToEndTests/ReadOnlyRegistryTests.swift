@@ -39,14 +39,16 @@ import TestSupport
     }
 
     @Test(.enabled(if: ReadOnlyRegistryTests.canChattr, "needs chattr and a file system with the immutable attribute"))
-    func withAnImmutableRegistryFile() throws {
+    func withAnImmutableRegistryAndFolder() throws {
         let t = TempDir("ner-immutable"); defer { t.remove() }
         let home = t.file("home")
         try ModelHome.fill(home)
         #expect(try run("ner-infer", ["--home", home, "--model", ModelHome.modelName], stdin: "x\n").status == 0)
+        // The file and its folder: with only the file immutable, SQLite can still make its -shm
+        // file beside it and read without help.
         let registry = home + "/registry.sqlite"
-        #expect(try run("/usr/bin/chattr", ["+i", registry]).status == 0)
-        defer { _ = try? run("/usr/bin/chattr", ["-i", registry]) }
+        #expect(try run("/usr/bin/chattr", ["+i", registry, home]).status == 0)
+        defer { _ = try? run("/usr/bin/chattr", ["-i", registry, home]) }
         try checkReadsWork(home: home)
     }
 

@@ -1,6 +1,7 @@
 # The NER toolchain: build, test, demo, bench, install.
 #   make demo   set up everything and run the pipeline end to end on the shipped example data
 #   make test   run the test suite
+#   make fuzz   run each fuzz target for FUZZ_SECONDS (docs/fuzzing.md)
 
 SWIFT     ?= swift
 CONFIG    ?= release
@@ -11,7 +12,11 @@ APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace
 SWIFTFLAGS := -c $(CONFIG)
 
+<<<<<<< HEAD
 .PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean
+=======
+.PHONY: all deps build test demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
+>>>>>>> fuzz
 
 all: build
 
@@ -49,6 +54,37 @@ demo: build
 	rm -rf "$(DEMO_HOME)"
 	$(MAKE) -C examples NER_HOME="$(DEMO_HOME)" BIN="$(CURDIR)/bin" demo
 
+# Fuzzing (docs/fuzzing.md): a debug build (every runtime check on) with libFuzzer and AddressSanitizer,
+# in its own build folder. Each target runs in turn over its committed corpus; new inputs and crash
+# files go under FUZZ_OUT, and only `make fuzz-merge` adds inputs to the committed corpus.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= conll ndjson tokenizer model tarball http
+FUZZ_BUILD   ?= .build-fuzz
+FUZZ_OUT     ?= $(FUZZ_BUILD)/findings
+FUZZER        = $(FUZZ_BUILD)/debug/ner-fuzz
+FUZZ_LIMITS  ?= -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=30
+
+fuzz-build: deps
+	$(SWIFT) build -c debug --build-path $(FUZZ_BUILD) --product ner-fuzz \
+	  --sanitize fuzzer --sanitize address -Xswiftc -DNER_FUZZER
+
+fuzz: fuzz-build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$(FUZZ_OUT)/$$t/corpus" "$(FUZZ_OUT)/$$t/crashes"; \
+	  dict=""; [ -f fuzz/dict/$$t.dict ] && dict="-dict=fuzz/dict/$$t.dict"; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  NER_FUZZ_TARGET=$$t $(FUZZER) "$(FUZZ_OUT)/$$t/corpus" fuzz/corpus/$$t $$dict $(FUZZ_LIMITS) \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix="$(FUZZ_OUT)/$$t/crashes/" \
+	    || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in:$$failed (see $(FUZZ_OUT)/*/crashes)"; exit 1; fi
+
+# Adds the inputs that reach new code to the committed corpus (minimised by libFuzzer's merge).
+fuzz-merge: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  NER_FUZZ_TARGET=$$t $(FUZZER) -merge=1 fuzz/corpus/$$t "$(FUZZ_OUT)/$$t/corpus" $(FUZZ_LIMITS) || exit 1; \
+	done
+
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; BIN="$(CURDIR)/bin" bash "$$b" || exit 1; done
 
@@ -61,4 +97,8 @@ install: build
 	for t in $(TOOLS); do install -m 0755 "$$(readlink -f bin/$$t)" "$(PREFIX)/bin/$$t"; done
 
 clean:
+<<<<<<< HEAD
 	rm -rf .build .build-asan .build-tsan bin/ner-* "$(DEMO_HOME)"
+=======
+	rm -rf .build $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"
+>>>>>>> fuzz

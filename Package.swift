@@ -77,6 +77,12 @@ let package = Package(
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERServer"]),
 
+        // Fuzzing (docs/fuzzing.md): the targets, and a driver that is libFuzzer's under `make fuzz`
+        // and replays files otherwise.
+        .target(name: "NERFuzz", dependencies: ["NERCore", "NERText", "NEREngine", "NERArtifact", "NERServer"],
+                path: "fuzz/Targets"),
+        .executableTarget(name: "ner-fuzz", dependencies: ["NERFuzz"], path: "fuzz/Driver"),
+
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
@@ -90,6 +96,7 @@ let package = Package(
         .testTarget(name: "NERServerTests", dependencies: [
             "TestSupport", "NERServer", "NERCore", "NERArtifact", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
         ]),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["NERFuzz"]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",
             "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",

@@ -97,6 +97,11 @@ final class WordTable: @unchecked Sendable {
         blob = (bytes + 16 + 4 * (slotCount + count + 1)).assumingMemoryBound(to: UInt8.self)
         blobSize = size - 16 - 4 * (slotCount + count + 1)
         guard Int(offsets[count]) == blobSize else { throw bad("corrupt vocabulary (size mismatch)") }
+        // A lookup probes until it meets an empty slot; a table without one would never end.
+        let slots = self.slots, count = self.count
+        guard (0..<slotCount).contains(where: { slots[$0] == 0 || Int(slots[$0]) > count }) else {
+            throw bad("corrupt vocabulary (no empty slot)")
+        }
         self.owner = owner
     }
 

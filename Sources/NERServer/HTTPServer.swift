@@ -38,15 +38,18 @@ final class HTTPServer: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandler(HTTPConnection(responder: responder, limits: limits))
-                }.map {
-                    connections.add(channel)
-                }
+                HTTPServer.configure(channel, responder: responder, limits: limits).map { connections.add(channel) }
             }
         let channel = try bootstrap.bind(host: host, port: port).wait()
         listener = channel
         return channel.localAddress?.port ?? port
+    }
+
+    /// The handlers of one connection: NIO's HTTP/1.1 parser, encoder and pipelining, then ours.
+    static func configure(_ channel: Channel, responder: NERResponder, limits: Limits) -> EventLoopFuture<Void> {
+        channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true).flatMap {
+            channel.pipeline.addHandler(HTTPConnection(responder: responder, limits: limits))
+        }
     }
 
     /// Stops accepting connections, lets each open one answer the request it is in with

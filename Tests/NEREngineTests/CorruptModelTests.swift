@@ -1,0 +1,37 @@
+import Foundation
+import NERCore
+import NEREngine
+import Testing
+import TestSupport
+
+/// Model folders damaged in the ways fuzzing found, each made from a copy of the tiny model in
+/// fuzz/model: every one must be refused with a one-line data error (65), never crash or hang.
+@Suite struct CorruptModelTests {
+    /// A copy of fuzz/model with `file` replaced by `bytes`.
+    func modelWith(_ file: String, _ bytes: [UInt8], in dir: TempDir) throws -> String {
+        let model = dir.file("model")
+        try FileManager.default.copyItem(atPath: TestTools.repoRoot + "/fuzz/model", toPath: model)
+        try Data(bytes).write(to: URL(fileURLWithPath: model + "/" + file))
+        return model
+    }
+
+    func loadError(_ dir: String) -> ToolError? {
+        do { _ = try NERModel.load(dir); return nil } catch { return error as? ToolError }
+    }
+
+    /// Little-endian u32s.
+    func words(_ values: [UInt32]) -> [UInt8] { values.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } } }
+
+    @Test func vocabularyWithoutAnEmptySlotIsRefused() throws {
+        let dir = TempDir("corrupt-vocab")
+        defer { dir.remove() }
+        let model = try JSON.parse(try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/model.json")))
+        let count = try #require(model["config"]?["word_vocab"]?.intValue)
+        // Every slot points at word 0, so a lookup of any other word never meets an empty slot.
+        let vocab = words([0x5652_454E, 1, UInt32(count), 16] + [UInt32](repeating: 1, count: 16)
+                          + [0] + [UInt32](repeating: 4, count: count)) + Array("zzzz".utf8)
+        let error = loadError(try modelWith("vocab.bin", vocab, in: dir))
+        #expect(error?.status.rawValue == 65)
+        #expect(error?.message.contains("vocab.bin: corrupt vocabulary") == true, "\(String(describing: error))")
+    }
+}

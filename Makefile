@@ -12,11 +12,7 @@ APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace
 SWIFTFLAGS := -c $(CONFIG)
 
-<<<<<<< HEAD
-.PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean
-=======
-.PHONY: all deps build test demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
->>>>>>> fuzz
+.PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
 
 all: build
 
@@ -97,8 +93,4 @@ install: build
 	for t in $(TOOLS); do install -m 0755 "$$(readlink -f bin/$$t)" "$(PREFIX)/bin/$$t"; done
 
 clean:
-<<<<<<< HEAD
-	rm -rf .build .build-asan .build-tsan bin/ner-* "$(DEMO_HOME)"
-=======
-	rm -rf .build $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"
->>>>>>> fuzz
+	rm -rf .build .build-asan .build-tsan $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"

@@ -18,12 +18,12 @@ import TestSupport
         }
     }
 
+    static let cc = ["/usr/bin/cc", "/usr/bin/clang", "/opt/swift/usr/bin/clang"].first(where: FileManager.default.isExecutableFile)
+
     /// A stand-in for the driver library, compiled now: `cuInit` returns `initStatus` and the driver
     /// reports one GPU named "Test GPU 9000".
-    static func fakeDriver(in dir: TempDir, initStatus: Int) throws -> String? {
-        guard let cc = ["/usr/bin/cc", "/usr/bin/clang", "/opt/swift/usr/bin/clang"].first(where: FileManager.default.isExecutableFile) else {
-            return nil
-        }
+    static func fakeDriver(in dir: TempDir, initStatus: Int) throws -> String {
+        let cc = try #require(cc)
         let source = dir.write("fake-cuda-\(initStatus).c", """
             #include <string.h>
             int cuInit(unsigned flags) { return \(initStatus); }
@@ -37,7 +37,20 @@ import TestSupport
         return library
     }
 
-    @Test func cudaFailsCleanlyWithWhatItFound() throws {
+    @Test func cudaWithoutTheDriverFailsCleanly() throws {
+        try expectRefused { _ in [("/nonexistent/libcuda.so.1", "the NVIDIA driver is not installed")] }
+    }
+
+    @Test(.enabled(if: DeviceTests.cc != nil, "needs a C compiler to build a stand-in driver"))
+    func cudaWithADriverButNoGPUOrCuBLASFailsCleanly() throws {
+        try expectRefused { dir in
+            [(try Self.fakeDriver(in: dir, initStatus: 100), "found no usable GPU (cuInit returned 100, no device)"),
+             (try Self.fakeDriver(in: dir, initStatus: 0), "found Test GPU 9000, but cuBLAS (part of the CUDA toolkit) is not installed")]
+        }
+    }
+
+    /// Every tool that takes `--device cuda`, with each driver: exit 69, one line saying what it found.
+    func expectRefused(drivers: (TempDir) throws -> [(library: String, says: String)]) throws {
         let dir = TempDir("device")
         defer { dir.remove() }
         let train = dir.write("train.txt", Synthetic.corpus(8, seed: 1))
@@ -49,15 +62,7 @@ import TestSupport
             ("ner-infer", ["--model", dir.file("model"), "--device", "cuda"]),
             ("ner-serve", ["--model", dir.file("model"), "--port", "0", "--device", "cuda"]),
         ]
-        var drivers: [(library: String, says: String)] = [("/nonexistent/libcuda.so.1", "the NVIDIA driver is not installed")]
-        if let noDevice = try Self.fakeDriver(in: dir, initStatus: 100),
-           let oneDevice = try Self.fakeDriver(in: dir, initStatus: 0) {
-            drivers.append((noDevice, "found no usable GPU (cuInit returned 100, no device)"))
-            drivers.append((oneDevice, "found Test GPU 9000, but cuBLAS (part of the CUDA toolkit) is not installed"))
-        } else {
-            print("skipping the fake-driver cases: no C compiler found")
-        }
-        for (library, says) in drivers {
+        for (library, says) in try drivers(dir) {
             for (tool, args) in invocations {
                 let r = try run(tool, args, stdin: tool == "ner-infer" ? "Alice visited Paris .\n" : "", env: ["NER_CUDA_DRIVER": library, "NER_CUBLAS": "/nonexistent/libcublas.so.12"])
                 #expect(r.status == 69, "\(tool) with \(library): \(r.stderr)")

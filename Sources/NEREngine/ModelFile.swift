@@ -94,6 +94,10 @@ enum ModelFile {
         }
         let config: ModelConfig
         do { config = try cfgJSON.decode(ModelConfig.self) } catch { throw bad("malformed config") }
+        // Far above any real model, and low enough that the tensor arithmetic below cannot overflow.
+        let dimensions = [config.wordDim, config.charDim, config.charFilters, config.charWindow, config.maxWordChars,
+                          config.hidden, config.charVocab, config.wordVocab, config.tagCount]
+        guard dimensions.allSatisfy({ (0...(1 << 24)).contains($0) }) else { throw bad("config values must be between 0 and 16777216") }
         let tagSet = TagSet(types: labels)
         guard tagSet.tags == tags, tags.count == config.tagCount else { throw bad("tags do not match labels") }
         let scalars = chars.compactMap { $0.unicodeScalars.count == 1 ? $0.unicodeScalars.first : nil }
@@ -116,7 +120,7 @@ enum ModelFile {
         func bad(_ m: String) -> ToolError { ToolError.data("\(f.path): \(m)") }
         let b = f.base
         func u32(_ at: Int) -> Int { Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
-        func u64(_ at: Int) -> Int { Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
+        func u64(_ at: Int) -> Int { Int(clamping: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))) }
         guard f.size >= 64, u32(0) == Int(weightsMagic) else { throw bad("not a weights file (bad magic)") }
         guard u32(4) == formatVersion else { throw bad("unsupported weights format version \(u32(4)) (this build reads \(formatVersion))") }
         let layout = Layout(config)
@@ -125,6 +129,7 @@ enum ModelFile {
             throw bad("corrupt or truncated weights file")
         }
         let dataOffset = u64(16)
+        guard dataOffset <= f.size else { throw bad("corrupt or truncated weights file") }
         let expected = layout.tensors.map { ($0.name, dataOffset + 4 * $0.offset, $0.rows, $0.cols) }
             + [("word_embeddings", dataOffset + 4 * layout.total, config.wordVocab, config.wordDim)]
         for (i, e) in expected.enumerated() {

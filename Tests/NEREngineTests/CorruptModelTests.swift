@@ -73,4 +73,20 @@ import TestSupport
             model = try JSON.parse(try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/model.json")))
         }
     }
+
+    /// Not refused (loading does not read every weight), but tagging must not trap: the engine's
+    /// exp approximation converted NaN to an integer. Only the checked build (`make fuzz`, and
+    /// fuzz/corpus/model/nan-weights.model) trapped; the release build's engine is -Ounchecked.
+    @Test func nanWeightsStillTag() throws {
+        let dir = TempDir("corrupt-nan")
+        defer { dir.remove() }
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/weights.bin")))
+        let dataOffset = bytes[16..<24].reversed().reduce(0) { $0 << 8 | Int($1) }
+        for at in stride(from: dataOffset, to: bytes.count, by: 4) {
+            withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(at..<at + 4, with: $0) }
+        }
+        let model = try NERModel.load(try modelWith("weights.bin", bytes, in: dir))
+        let predictions = model.predict([["EU", "rejects", "German", "call"], ["Peter"]])
+        #expect(predictions.map(\.tags.count) == [4, 1])
+    }
 }

@@ -65,7 +65,7 @@ fuzz: fuzz-build
 	  mkdir -p "$(FUZZ_OUT)/$$t/corpus" "$(FUZZ_OUT)/$$t/crashes"; \
 	  dict=""; [ -f fuzz/dict/$$t.dict ] && dict="-dict=fuzz/dict/$$t.dict"; \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
-	  NER_FUZZ_TARGET=$$t SWIFT_BACKTRACE=enable=no $(FUZZER) "$(FUZZ_OUT)/$$t/corpus" fuzz/corpus/$$t $$dict $(FUZZ_LIMITS) \
+	  NER_FUZZ_TARGET=$$t SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=fuzz/lsan.supp $(FUZZER) "$(FUZZ_OUT)/$$t/corpus" fuzz/corpus/$$t $$dict $(FUZZ_LIMITS) \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix="$(FUZZ_OUT)/$$t/crashes/" \
 	    || failed="$$failed $$t"; \
 	done; \

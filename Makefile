@@ -12,7 +12,7 @@ APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: all deps build test demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
+.PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
 
 all: build
 
@@ -36,6 +36,14 @@ build: deps
 # The tests use only public APIs, so testable imports stay off and the release build is reused.
 test: build
 	$(SWIFT) test $(SWIFTFLAGS) --disable-testable-imports
+
+# The suite with every tool and test built under AddressSanitizer or ThreadSanitizer, in their own
+# build folders; FILTER=regex runs part of it (make test-tsan FILTER='ServeTests|InferTests').
+SANITIZE_TEST = $(SWIFT) test $(SWIFTFLAGS) --sanitize=$(1) --build-path .build-$(2) --disable-testable-imports $(if $(FILTER),--filter '$(FILTER)')
+test-asan: deps
+	ASAN_OPTIONS=detect_leaks=0 $(call SANITIZE_TEST,address,asan)
+test-tsan: deps
+	TSAN_OPTIONS=halt_on_error=0 $(call SANITIZE_TEST,thread,tsan)
 
 # Queue -> dispatch (train | pack | register) -> infer, on examples/data, in a fresh home.
 demo: build
@@ -89,4 +97,4 @@ install: build
 	for t in $(TOOLS); do install -m 0755 "$$(readlink -f bin/$$t)" "$(PREFIX)/bin/$$t"; done
 
 clean:
-	rm -rf .build $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"
+	rm -rf .build .build-asan .build-tsan $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"

@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "NERRegistry", dependencies: [
-            "NERCore",
+            "NERCore", "NERArtifact",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "NERArtifact", dependencies: [
@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERDispatch"]),
         .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERDispatch", "NERRegistry"]),
         .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
-        .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact"]),
+        .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERServer"]),
@@ -90,11 +90,11 @@ let package = Package(
             "TestSupport", "NERRegistry", "NERCore", "NERArtifact", "ner-register",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack"]),
+        .testTarget(name: "NERArtifactTests", dependencies: ["TestSupport", "NERArtifact", "NERCore", "CArchive", "ner-pack", "ner-infer"]),
         .testTarget(name: "NERTextTests", dependencies: ["TestSupport", "NERText", "NERCore", "ner-infer"]),
-        .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer"]),
+        .testTarget(name: "NEREngineTests", dependencies: ["TestSupport", "NEREngine", "NERText", "ner-train", "ner-infer", "ner-pack"]),
         .testTarget(name: "NERServerTests", dependencies: [
-            "TestSupport", "NERServer", "NERCore", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
+            "TestSupport", "NERServer", "NERCore", "NERArtifact", "ner-serve", "ner-train", "ner-pack", "ner-register", "ner-infer",
         ]),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["NERFuzz"]),
         .testTarget(name: "EndToEndTests", dependencies: [

@@ -16,7 +16,7 @@ public struct ManifestFile: Codable, Equatable, Sendable {
     }
 }
 
-/// `MANIFEST.json`, the last entry of every artifact (SPEC §7).
+/// `MANIFEST.json`, the first entry of every artifact this toolchain writes (docs/artifacts.md).
 public struct Manifest: Codable, Equatable, Sendable {
     /// The manifest layout this toolchain writes and reads.
     public static let currentFormatVersion = 1

@@ -6,7 +6,7 @@ import NERCore
 import Glibc
 #endif
 
-/// The artifact store (SPEC §7): one verified tarball per model id under `$NER_HOME/artifacts`.
+/// The artifact store (docs/artifacts.md): one verified tarball per model id under `$NER_HOME/artifacts`.
 public enum Artifact {
     /// Packs every regular file under modelDir into `<artifactsDir>/<modelId>.tar.zst` (or `.tar.gz` when
     /// libarchive lacks zstd, or when compression == .gzip): written under a temp name in artifactsDir,
@@ -92,6 +92,35 @@ public enum Artifact {
         return hasher.finalize().hex
     }
 
+    /// Copies `source` to `dest` (which must not exist): written under a temp name beside it, hashed on
+    /// the way, fsynced, and put in place only when its sha256 is `sha256`. Never replaces a file.
+    public static func copy(_ source: String, to dest: String, sha256 expected: String) throws {
+        let (src, _, _) = try openRegularFile(source, shownAs: source)
+        defer { close(src) }
+        let tmp = tempName(beside: dest)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ToolError.failure("\(dest): cannot create: \(errnoString())") }
+        defer { unlink(tmp) }
+        var hasher = SHA256()
+        do {
+            try readChunks(fd: src, name: source) {
+                hasher.update(bufferPointer: $0)
+                try AtomicFile.writeAll(fd: fd, $0, path: tmp)
+            }
+            guard fsync(fd) == 0 else { throw ToolError.failure("\(dest): fsync failed: \(errnoString())") }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        let got = hasher.finalize().hex
+        guard got == expected.lowercased() else {
+            throw ToolError.data("\(source): sha256 is \(got), expected \(expected)")
+        }
+        guard link(tmp, dest) == 0 else { throw ToolError.failure("\(dest): cannot create: \(errnoString())") }
+        AtomicFile.syncDirectory((dest as NSString).deletingLastPathComponent)
+    }
+
     /// The tarball stored for `modelId` in `artifactsDir`, whichever compression it was written with.
     public static func existing(modelId: String, in artifactsDir: String) -> String? {
         let store = absolute(artifactsDir)
@@ -139,19 +168,28 @@ public enum Artifact {
     /// An artifact for this id already exists: fine when it holds exactly the files of the model folder.
     private static func reuse(_ existing: String, modelDir: String, shownAs: String, modelId: String) throws -> PackResult {
         let have = try inspect(path: existing, shownAs: existing)
-        let files = try listFiles(modelDir, shownAs: shownAs).map { rel in
-            let (fd, _, _) = try openRegularFile(modelDir + "/" + rel, shownAs: shownAs + "/" + rel)
-            defer { close(fd) }
-            var hasher = SHA256()
-            var size: Int64 = 0
-            try readChunks(fd: fd, name: shownAs + "/" + rel) {
-                hasher.update(bufferPointer: $0)
-                size += Int64($0.count)
-            }
-            return ManifestFile(path: rel, size: size, sha256: hasher.finalize().hex)
+        let files = try listFiles(modelDir, shownAs: shownAs).map {
+            try digest(modelDir: modelDir, shownDir: shownAs, rel: $0, utf8Names: true)
         }
         guard have.manifest.files == files else { throw differentContent(existing, modelId) }
         return have
+    }
+
+    /// A model file's size and sha256, read in chunks.
+    private static func digest(modelDir: String, shownDir: String, rel: String, utf8Names: Bool) throws -> ManifestFile {
+        let shown = shownDir + "/" + rel
+        guard utf8Names || rel.utf8.allSatisfy({ $0 < 0x80 }) else {
+            throw ToolError.data("\(shown): a non-ASCII file name needs a UTF-8 locale (C.UTF-8), which this system lacks")
+        }
+        let (fd, _, _) = try openRegularFile(modelDir + "/" + rel, shownAs: shown)
+        defer { close(fd) }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        try readChunks(fd: fd, name: shown) {
+            hasher.update(bufferPointer: $0)
+            size += Int64($0.count)
+        }
+        return ManifestFile(path: rel, size: size, sha256: hasher.finalize().hex)
     }
 
     private static func reuse(_ existing: String, written: Manifest, modelId: String) throws -> PackResult {
@@ -244,15 +282,21 @@ public enum Artifact {
             guard archive_write_data(a, buf.baseAddress, buf.count) == buf.count else { throw failed() }
         }
 
-        var listed: [ManifestFile] = []
-        for rel in files {
-            let shown = shownDir + "/" + rel
-            guard utf8Names || rel.utf8.allSatisfy({ $0 < 0x80 }) else {
-                throw ToolError.data("\(shown): a non-ASCII file name needs a UTF-8 locale (C.UTF-8), which this system lacks")
-            }
-            let (ffd, size, mtime) = try openRegularFile(modelDir + "/" + rel, shownAs: shown)
+        // MANIFEST.json goes first, so a reader knows every file's size before any data
+        // (docs/artifacts.md). That costs a read of the files before the one that packs them; the
+        // second must find the same bytes.
+        let listed = try files.map { try digest(modelDir: modelDir, shownDir: shownDir, rel: $0, utf8Names: utf8Names) }
+        let manifest = Manifest(modelId: modelId, name: name, files: listed)
+        let manifestBytes = try manifest.encoded()
+        try header(Manifest.fileName, size: Int64(manifestBytes.count), mtime: Int(Date().timeIntervalSince1970))
+        try manifestBytes.withUnsafeBytes { try data($0) }
+
+        for expected in listed {
+            let shown = shownDir + "/" + expected.path
+            let (ffd, size, mtime) = try openRegularFile(modelDir + "/" + expected.path, shownAs: shown)
             defer { close(ffd) }
-            try header(rel, size: size, mtime: mtime)
+            guard size == expected.size else { throw ToolError.failure("\(shown): file changed while packing") }
+            try header(expected.path, size: size, mtime: mtime)
             var hasher = SHA256()
             var read: Int64 = 0
             try readChunks(fd: ffd, name: shown) { buf in
@@ -266,13 +310,8 @@ public enum Artifact {
             guard read == size else {
                 throw ToolError.failure("\(shown): file shrank while packing (\(size) bytes expected, \(read) read)")
             }
-            listed.append(ManifestFile(path: rel, size: size, sha256: hasher.finalize().hex))
+            guard hasher.finalize().hex == expected.sha256 else { throw ToolError.failure("\(shown): file changed while packing") }
         }
-
-        let manifest = Manifest(modelId: modelId, name: name, files: listed)
-        let manifestBytes = try manifest.encoded()
-        try header(Manifest.fileName, size: Int64(manifestBytes.count), mtime: Int(Date().timeIntervalSince1970))
-        try manifestBytes.withUnsafeBytes { try data($0) }
         guard archive_write_close(a) == ARCHIVE_OK else { throw failed() }
         return PackResult(path: final, sha256: sink.hasher.finalize().hex, bytes: sink.bytes, manifest: manifest)
     }

@@ -23,18 +23,20 @@ public struct CommonOptions: ParsableArguments {
     public var resolvedHome: Home { Home.resolve(home) }
 }
 
-/// The exit-code table every `--help` ends with (SPEC §2).
 /// `--device` in every tool that runs the engine.
 public let deviceHelp = "cpu or cuda. cuda needs an NVIDIA GPU with its driver and the CUDA toolkit's cuBLAS and NVRTC "
     + "libraries, all found at run time (NER_CUDA_DRIVER, NER_CUBLAS, NER_NVRTC name them where the loader does not "
     + "look); without them it exits 69 saying what is missing."
 
+/// The exit-code table every `--help` ends with.
 public let exitCodeHelp: String = {
     var s = "EXIT STATUS\n"
     for c in ExitStatus.allCases {
         s += "  " + String(c.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0) + c.meaning + "\n"
     }
-    s += "  A closed stdout (e.g. piping into `head`) ends the tool quietly with 0."
+    s += "  A closed stdout (e.g. piping into `head`) ends the tool quietly with 0; any\n"
+    s += "  other error writing stdout (a full disk) is 74. docs/exit-codes.md says when\n"
+    s += "  each tool uses each code."
     return s
 }()
 

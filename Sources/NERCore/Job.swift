@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The records' schema version (SPEC §3); bump when a field changes meaning.
 public let recordSchema = 1
@@ -12,6 +15,8 @@ public struct Resources: Codable, Equatable, Sendable {
     public var partition: String? = nil
 
     public init() {}
+
+    public static let fieldNames = ["gpus", "cpus", "mem", "time", "partition"]
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -87,27 +92,50 @@ public struct JobSpec: Codable, Equatable, Sendable {
             return ToolError.usage(m)
         }
         if train.isEmpty { throw bad("spec.train is required (a CoNLL file)") }
-        for (field, path) in [("train", train), ("dev", dev), ("test", test)] {
+        let files = [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings == "none" ? nil : embeddings)]
+        for (field, path) in files {
             guard let path else { continue }
-            if !fileExists(path) {
-                throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")\(field) file \(path): no such file")
+            // A NUL ends the path for open(2), so the file read would not be the one recorded.
+            if path.utf8.contains(0) { throw bad("\(field) path contains a NUL byte") }
+            if let problem = JobSpec.inputFileProblem(path) {
+                throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")\(field) file \(clipped(path)): \(problem)")
             }
-        }
-        if embeddings != "none" && !fileExists(embeddings) {
-            throw ToolError.noInput("\(context.map { $0 + ": " } ?? "")embeddings file \(embeddings): no such file")
         }
         if epochs < 1 || epochs > 10_000 { throw bad("epochs must be between 1 and 10000, got \(epochs)") }
         if batchSize < 1 || batchSize > 65_536 { throw bad("batch_size must be between 1 and 65536, got \(batchSize)") }
         if !(learningRate > 0 && learningRate <= 10) { throw bad("learning_rate must be in (0, 10], got \(learningRate)") }
-        if !["adam", "sgd"].contains(optimizer) { throw bad("optimizer must be adam or sgd, got \(optimizer)") }
+        if !["adam", "sgd"].contains(optimizer) { throw bad("optimizer must be adam or sgd, got \(clipped(optimizer))") }
         if !(dropout >= 0 && dropout < 1) { throw bad("dropout must be in [0, 1), got \(dropout)") }
         if hiddenSize < 1 || hiddenSize > 4096 { throw bad("hidden_size must be between 1 and 4096, got \(hiddenSize)") }
         if wordDim < 1 || wordDim > 4096 { throw bad("word_dim must be between 1 and 4096, got \(wordDim)") }
         if charDim < 0 || charDim > 1024 { throw bad("char_dim must be between 0 and 1024, got \(charDim)") }
-        if !["cpu", "cuda"].contains(device) { throw bad("device must be cpu or cuda, got \(device)") }
+        if !["cpu", "cuda"].contains(device) { throw bad("device must be cpu or cuda, got \(clipped(device))") }
         if threads < 0 || threads > 1024 { throw bad("threads must be between 0 and 1024, got \(threads)") }
         if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
         if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
+        do { _ = try TimeLimit.seconds(resources.time) } catch let e as ToolError { throw bad("resources.\(e.message)") }
+    }
+
+    /// Why `path` cannot be training data, or nil: only a regular file (or a link to one) will do,
+    /// since a device such as /dev/zero would be read forever and a folder fails only later.
+    static func inputFileProblem(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return errno == ENOENT ? "no such file" : errnoString() }
+        return st.st_mode & S_IFMT == S_IFREG ? nil : "not a regular file"
+    }
+
+    /// The first field of `fields` that a spec does not have (`resources` checked too), as an error
+    /// message naming it under `prefix` and the known field it is likely a misspelling of.
+    public static func unknownField(in fields: [String: JSON], prefix: String = "spec.") -> String? {
+        for k in fields.keys.sorted() where !fieldNames.contains(k) {
+            return unknownFieldMessage(k, among: fieldNames, prefix: prefix)
+        }
+        if let r = fields["resources"]?.objectValue {
+            for k in r.keys.sorted() where !Resources.fieldNames.contains(k) {
+                return unknownFieldMessage(k, among: Resources.fieldNames, prefix: prefix + "resources.")
+            }
+        }
+        return nil
     }
 }
 
@@ -148,7 +176,33 @@ public struct Job: Codable, Equatable, Sendable {
                 || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
         } && !name.hasPrefix(".") && !name.hasPrefix("-")
         if !ok {
-            throw ToolError.usage("name '\(name)' must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+            throw ToolError.usage("name '\(clipped(name))' must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
         }
     }
+}
+
+/// "unknown field 'spec.epoch' (did you mean 'spec.epochs'?)": the suggestion is the known name at
+/// the fewest edits, when that is at most a third of the name's length (at least one edit).
+public func unknownFieldMessage(_ field: String, among known: [String], prefix: String = "") -> String {
+    let message = "unknown field '\(prefix)\(clipped(field))'"
+    guard field.count <= 100 else { return message }
+    let best = known.map { ($0, editDistance(field, $0)) }.min { $0.1 < $1.1 }
+    guard let (name, d) = best, d <= max(1, field.count / 3) else { return message }
+    return message + " (did you mean '\(prefix)\(name)'?)"
+}
+
+/// Levenshtein distance over characters.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in a.indices {
+        var diagonal = row[0]
+        row[0] = i + 1
+        for j in b.indices {
+            let above = row[j + 1]
+            row[j + 1] = min(above + 1, row[j] + 1, diagonal + (a[i] == b[j] ? 0 : 1))
+            diagonal = above
+        }
+    }
+    return row[b.count]
 }

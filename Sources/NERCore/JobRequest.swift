@@ -18,17 +18,15 @@ public enum JobRequest {
             guard let o = nested.objectValue else { throw bad("spec must be an object") }
             specFields = o
         }
+        if let problem = JobSpec.unknownField(in: specFields) { throw bad(problem) }
         let known = Set(JobSpec.fieldNames)
-        for (k, v) in fields where !topLevelFields.contains(k) {
-            guard known.contains(k) else { throw bad("unknown field '\(k)'") }
+        for (k, v) in fields.sorted(by: { $0.key < $1.key }) where !topLevelFields.contains(k) {
+            guard known.contains(k) else {
+                throw bad(unknownFieldMessage(k, among: JobSpec.fieldNames + topLevelFields.sorted()))
+            }
             specFields[k] = v
         }
-        for k in specFields.keys where !known.contains(k) { throw bad("unknown field 'spec.\(k)'") }
-        if let r = specFields["resources"]?.objectValue {
-            for k in r.keys where !["gpus", "cpus", "mem", "time", "partition"].contains(k) {
-                throw bad("unknown field 'resources.\(k)'")
-            }
-        }
+        if let problem = JobSpec.unknownField(in: specFields, prefix: "") { throw bad(problem) }
 
         var spec: JobSpec
         do {

@@ -117,7 +117,8 @@ public struct NDJSONReader {
 }
 
 /// Writes data lines to stdout, flushed per line. A closed stdout ends the tool quietly with 0
-/// (SPEC §2: `ner-infer < big.txt | head`).
+/// (`ner-infer < big.txt | head`); any other write error (a full disk) ends it with 74 and one
+/// line naming the output, so results are never lost silently (docs/exit-codes.md).
 public enum Output {
     public static func line(_ json: JSON) {
         var d = json.encoded()
@@ -136,12 +137,21 @@ public enum Output {
                 let n = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    // EPIPE (reader went away) or any other write error: stop quietly.
-                    exit(0)
+                    if errno == EPIPE { exit(0) }
+                    failed(errno)
                 }
                 offset += n
             }
         }
+    }
+
+    /// Ends the process: one line on stderr naming stdout (and what it is) and the reason, exit 74.
+    static func failed(_ code: Int32) -> Never {
+        let tool = (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) ?? "ner"
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/1")).map { " (\($0))" } ?? ""
+        let line = "\(tool): error: stdout\(target): write failed: \(errnoString(code))\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress!, $0.count - 1) }
+        exit(ExitStatus.ioError.rawValue)
     }
 }
 

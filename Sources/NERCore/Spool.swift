@@ -290,7 +290,7 @@ public struct Spool: Sendable {
     /// Cancels a job: a queued one is dead-lettered at once; a running one gets a cancel request
     /// its dispatcher acts on. Returns the state the job was in.
     public func cancel(_ jobId: String) throws -> State {
-        guard let e = find(jobId) else { throw ToolError.noInput("no job \(jobId) in \(root)") }
+        guard let e = find(jobId) else { throw ToolError.noInput("no job \(clipped(jobId)) in \(root)") }
         switch e.state {
         case .queued:
             let key = (e.path as NSString).lastPathComponent
@@ -321,7 +321,7 @@ public struct Spool: Sendable {
             for name in Spool.sortedNames(dir) {
                 if let id = Spool.jobId(fromFileName: name) {
                     unlink(events + "/" + id + ".ndjson")
-                    for ext in ["out", "err", "sh"] { unlink(run + "/" + id + "." + ext) }
+                    for ext in ["out", "err", "sh", "rc", "pid", "lock"] { unlink(run + "/" + id + "." + ext) }
                 }
                 if unlink(dir + "/" + name) == 0 { n += 1 }
             }

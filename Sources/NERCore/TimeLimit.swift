@@ -16,7 +16,7 @@ public enum TimeLimit {
         if ["UNLIMITED", "INFINITE"].contains(t.uppercased()) { return nil }
         func number(_ s: Substring) throws -> Int {
             guard !s.isEmpty, s.count <= 9, s.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(s) else {
-                throw ToolError.usage("time '\(text.prefix(40))' is not a Slurm time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)")
+                throw ToolError.usage("time '\(clipped(text))' is not a Slurm time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)")
             }
             return n
         }

@@ -1,4 +1,4 @@
-/// The exit codes every tool uses (SPEC §2), in the sysexits tradition.
+/// The exit codes every tool uses, in the sysexits tradition (docs/exit-codes.md).
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     case success = 0
     /// The work failed: training diverged, a model failed verification, a job failed.
@@ -7,10 +7,12 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case usage = 64
     /// Bad input data: malformed JSON line, broken CoNLL file, tampered tarball.
     case dataError = 65
-    /// An input file is missing.
+    /// An input file is missing, or is not a regular file.
     case noInput = 66
     /// A service is unavailable: Slurm down, registry locked past its timeout, no GPU.
     case unavailable = 69
+    /// Writing the results failed: stdout on a full disk, a broken device.
+    case ioError = 74
     /// Temporary failure; trying again may work.
     case tempFail = 75
 
@@ -20,8 +22,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case .failure: return "the work failed (training diverged, verification failed, a job failed)"
         case .usage: return "usage error (bad flag or argument)"
         case .dataError: return "bad input data (malformed JSON, broken CoNLL file, tampered tarball)"
-        case .noInput: return "an input file is missing"
+        case .noInput: return "an input file is missing or is not a regular file"
         case .unavailable: return "a service is unavailable (Slurm down, registry locked, no GPU)"
+        case .ioError: return "writing the results to stdout failed (full disk, I/O error)"
         case .tempFail: return "temporary failure, try again"
         }
     }
@@ -49,4 +52,11 @@ public struct ToolError: Error, CustomStringConvertible, Sendable {
     public static func data(_ file: String, line: Int, _ m: String) -> ToolError {
         ToolError(.dataError, "\(file):\(line): \(m)")
     }
+}
+
+/// A user-given value as an error message shows it: whole when short, else its first `limit`
+/// characters and its size, so a 10 MB name never floods the terminal or a log.
+public func clipped(_ value: String, limit: Int = 80) -> String {
+    guard value.count > limit else { return value }
+    return "\(value.prefix(limit))… (\(value.utf8.count) bytes)"
 }

@@ -78,6 +78,8 @@ public protocol DispatchBackend: AnyObject {
     func reattach(_ job: RunningJob, knownId: String?) -> Bool
     /// Stops what a dead dispatcher left running for `jobId`, before the job is retried.
     func killOrphan(jobId: String)
+    /// Drops what the backend kept about a job once its end is recorded in the registry and the spool.
+    func forget(_ job: RunningJob)
 }
 
 extension DispatchBackend {
@@ -86,4 +88,5 @@ extension DispatchBackend {
     public func refresh(_ jobs: [RunningJob]) {}
     public func reattach(_ job: RunningJob, knownId: String?) -> Bool { false }
     public func kill(_ job: RunningJob) {}
+    public func forget(_ job: RunningJob) {}
 }

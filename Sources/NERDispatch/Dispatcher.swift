@@ -41,8 +41,6 @@ public final class Dispatcher {
     var stopRequested = false
     /// Transitions of this loop iteration, committed to the registry together (one fsync), then printed.
     var pending: [(transition: Registry.Transition, event: JSON)] = []
-    /// Jobs finished this iteration whose move into done/ still needs its folder fsynced.
-    var doneUnsynced = false
 
     public init(home: Home, registry: Registry, backend: DispatchBackend, options: DispatchOptions,
                 emit: @escaping (JSON) -> Void) {
@@ -217,6 +215,7 @@ public final class Dispatcher {
 
     func tend() throws {
         var still: [RunningJob] = []
+        var ended: [(RunningJob, JobExit)] = []
         backend.refresh(running)
         let now = Date()
         for job in running {
@@ -239,12 +238,13 @@ public final class Dispatcher {
             harvestEvents(job)
             if let exit = backend.poll(job) {
                 harvestEvents(job)
-                try finish(job, exit)
+                ended.append((job, exit))
             } else {
                 still.append(job)
             }
         }
         running = still
+        try finish(ended)
     }
 
     /// SIGTERM now, SIGKILL after the grace period if the job is still there.
@@ -274,26 +274,72 @@ public final class Dispatcher {
         job.eventsSeen = lines.count
     }
 
-    func finish(_ job: RunningJob, _ exit: JobExit) throws {
-        spool.clearCancel(job.jobId)
-        defer { unlink(job.outputPath) }
+    func finish(_ job: RunningJob, _ exit: JobExit) throws { try finish([(job, exit)]) }
+
+    /// What happens to a finished job's claim once its transitions are committed.
+    enum ClaimOutcome {
+        case complete(JSON)
+        case fail(cause: String, cancelled: Bool)
+        /// Back to the queue, attempt unspent.
+        case release
+        /// The claim is no longer ours.
+        case none
+    }
+
+    /// Records how jobs ended in three steps, so that a crash between any two leaves nothing run
+    /// twice or recorded twice: (1) the registry's transitions are committed together; (2) each
+    /// claim moves to done/, new/ or failed/; (3) the backend forgets the run (for a local job: the
+    /// exit status a dispatcher taking over would read). A crash before (2) leaves the claim and the
+    /// run, which the next dispatcher takes over; it sees in the registry what was already recorded.
+    func finish(_ jobs: [(RunningJob, JobExit)]) throws {
+        var outcomes: [(RunningJob, ClaimOutcome)] = []
+        for (job, exit) in jobs { outcomes.append((job, try recordEnd(job, exit))) }
+        try flush()
+        var completed = false
+        for (job, outcome) in outcomes {
+            switch outcome {
+            case .complete(let record):
+                try spool.complete(job.claim, record: record, durable: false)
+                completed = true
+            case .release:
+                try spool.release(job.claim)
+            case .fail(let cause, let cancelled):
+                if try spool.fail(job.claim, error: cause, maxAttempts: options.maxAttempts, retry: !cancelled) == .deadLettered {
+                    deadLettered += 1
+                    if !cancelled {
+                        emit(event(jobId: job.jobId, name: job.name, status: "dead-lettered", attempt: job.attempt, error: cause))
+                    }
+                }
+            case .none:
+                break
+            }
+        }
+        if completed { AtomicFile.syncDirectory(spool.done) }
+        for (job, outcome) in outcomes {
+            spool.clearCancel(job.jobId)
+            unlink(job.outputPath)
+            if case .none = outcome { continue }
+            backend.forget(job)
+        }
+    }
+
+    /// The transitions of a job that ended (not yet committed), and what becomes of its claim.
+    func recordEnd(_ job: RunningJob, _ exit: JobExit) throws -> ClaimOutcome {
         // A claim taken over by another dispatcher (this one stalled past its lease) is theirs to record.
-        guard fileExists(job.claim.path) else { return }
+        guard fileExists(job.claim.path) else { return .none }
         if job.stopping == .shutdown, exit != .succeeded {
             // Stopped by our own shutdown, not by a fault of the job: its attempt is not spent.
             try transition(job, "queued", error: "dispatcher \(me) stopped; the job goes back to the queue")
-            try flush()
-            try spool.release(job.claim)
-            return
+            return .release
         }
         switch exit {
         case .succeeded:
             var record = job.claim.job
             if let out = lastRecord(job.outputPath) { record = out }
             if backend.detached, let id = job.backendId { record["\(backend.name)_job_id"] = .string(id) }
-            if job.lastStatus == "running" { try transition(job, "done", record: record) }
-            try spool.complete(job.claim, record: record, durable: false)
-            doneUnsynced = true
+            // A job taken over may have been recorded done already, by a dispatcher that died after.
+            if !["done", "registered"].contains(job.lastStatus) { try transition(job, "done", record: record) }
+            return .complete(record)
         case .failed(let how):
             let cancelled = job.stopping == .cancelled
             let cause: String
@@ -304,21 +350,12 @@ public final class Dispatcher {
             }
             let retry = !cancelled && job.attempt < options.maxAttempts
             try transition(job, cancelled ? "cancelled" : "failed", error: cause)
+            // Committed before the job is back in new/, so a dispatcher that claims it at once
+            // records its `running` after these.
             if retry {
                 try record(jobId: job.jobId, name: job.name, status: "queued", attempt: job.attempt + 1, error: cause)
             }
-            // Committed before the job is back in new/, so a dispatcher that claims it at once
-            // records its `running` after these.
-            try flush()
-            switch try spool.fail(job.claim, error: cause, maxAttempts: options.maxAttempts, retry: !cancelled) {
-            case .requeued:
-                break
-            case .deadLettered:
-                deadLettered += 1
-                if !cancelled {
-                    emit(event(jobId: job.jobId, name: job.name, status: "dead-lettered", attempt: job.attempt, error: cause))
-                }
-            }
+            return .fail(cause: cause, cancelled: cancelled)
         }
     }
 
@@ -381,6 +418,12 @@ public final class Dispatcher {
             guard gone || (expired && backend.detached), let claim = try? spool.adopt(claimName: name, owner: me) else { continue }
             let job = RunningJob(claim: claim, spool: spool, logs: home.logs)
             let row = (try? registry.job(job.jobId)).flatMap { $0 }.flatMap { $0.attempt == job.attempt ? $0 : nil }
+            if row?.status == "done" {
+                // Its end was recorded; the dead dispatcher had yet to move the claim to done/.
+                job.lastStatus = "done"
+                try? finish(job, .succeeded)
+                continue
+            }
             let started = row.map { ["running", "trained", "packed", "registered"].contains($0.status) } ?? false
             guard backend.reattach(job, knownId: started ? row?.backendId : nil) else {
                 if !backend.detached { backend.killOrphan(jobId: job.jobId) }
@@ -426,13 +469,9 @@ public final class Dispatcher {
         pending.append((t, e))
     }
 
-    /// Group commit: this iteration's moves into done/ and its transitions become durable together,
-    /// then the transitions are printed, in order.
+    /// Group commit: this iteration's transitions become durable together (one fsync), then they
+    /// are printed, in order.
     func flush() throws {
-        if doneUnsynced {
-            AtomicFile.syncDirectory(spool.done)
-            doneUnsynced = false
-        }
         guard !pending.isEmpty else { return }
         try registry.recordTransitions(pending.map(\.transition))
         for p in pending { emit(p.event) }

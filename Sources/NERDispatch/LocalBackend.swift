@@ -8,9 +8,13 @@ import Glibc
 /// can be stopped at once (cancel, time limit, shutdown).
 ///
 /// A job outlives a dispatcher killed with SIGKILL. So that the next dispatcher can take it over
-/// instead of running it again, everything it needs is in the spool: `run/JOBID.pid` names the
-/// process group (host, pid, start ticks, start time), and a small wrapper shell writes the
-/// command's exit status to `run/JOBID.rc` when it ends, since only a parent can wait for it.
+/// instead of running it again, everything it needs is in the spool, under `run/JOBID.*`:
+/// - `.lock`: locked (flock) from before the job starts until its wrapper shell exits, so "is it
+///   still running?" has an exact answer whatever happens to pids, and a dispatcher that dies
+///   before the job starts leaves it unlocked;
+/// - `.rc`: the command's exit status, written by the wrapper when the command ends, since only a
+///   parent can wait for a process;
+/// - `.pid`: the process group to signal (host, pid, start ticks, start time).
 public final class LocalBackend: DispatchBackend {
     public let name = "local"
     let spool: Spool
@@ -19,11 +23,13 @@ public final class LocalBackend: DispatchBackend {
 
     func pidFile(_ jobId: String) -> String { spool.run + "/" + jobId + ".pid" }
     func exitFile(_ jobId: String) -> String { spool.run + "/" + jobId + ".rc" }
+    func lockFile(_ jobId: String) -> String { spool.run + "/" + jobId + ".lock" }
 
     /// `$1` is the job's command, `$2` the exit-status file (written under a temp name, then renamed,
     /// so a reader never sees half of it). The wrapper outlasts SIGTERM (a trap that does nothing,
-    /// which the command does not inherit), so it records how the command ended.
-    static let wrapper = #"trap : TERM INT; bash -o pipefail -c "$1"; rc=$?; printf '%s\n' "$rc" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$rc""#
+    /// which the command does not inherit), so it records how the command ended. It holds the job's
+    /// lock as descriptor 3, which the command does not get.
+    static let wrapper = #"trap : TERM INT; bash -o pipefail -c "$1" 3>&-; rc=$?; printf '%s\n' "$rc" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$rc""#
 
     public func start(_ job: RunningJob, command: String, environment: [String: String]) throws {
         let stdin = open(job.claim.path, O_RDONLY | O_CLOEXEC)
@@ -36,6 +42,12 @@ public final class LocalBackend: DispatchBackend {
         let header = "\(Timestamp.now()) attempt \(job.attempt) on \(hostName()): \(command)\n"
         _ = header.withCString { write(stderr, $0, strlen($0)) }
         unlink(exitFile(job.jobId))
+        let lock = open(lockFile(job.jobId), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw ToolError.failure("\(lockFile(job.jobId)): cannot open: \(errnoString())") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw ToolError.failure("an earlier run of \(job.jobId) is still running (\(lockFile(job.jobId)) is locked)")
+        }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -43,9 +55,11 @@ public final class LocalBackend: DispatchBackend {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        // The job gets stdin, stdout and stderr only: no registry handles, no pipes of whoever
-        // started the dispatcher (a reader waiting for EOF must not wait on the job too).
-        _ = posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        posix_spawn_file_actions_adddup2(&actions, lock, 3)
+        // The job gets stdin, stdout and stderr only (the wrapper also its lock): no registry
+        // handles, no pipes of whoever started the dispatcher (a reader waiting for EOF must not
+        // wait on the job too).
+        _ = posix_spawn_file_actions_addclosefrom_np(&actions, 4)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -84,7 +98,14 @@ public final class LocalBackend: DispatchBackend {
         var pgid: Int32
         var ticks: UInt64
         var startedAt: Date
-        var alive: Bool { processStartTicks(pgid) == ticks }
+    }
+
+    /// True while the job's wrapper runs: it holds the job's lock.
+    func running(_ jobId: String) -> Bool {
+        let fd = open(lockFile(jobId), O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 
     func group(_ jobId: String) -> Group? {
@@ -110,12 +131,12 @@ public final class LocalBackend: DispatchBackend {
     public func poll(_ job: RunningJob) -> JobExit? {
         if job.exited == nil { job.exited = job.adopted ? pollAdopted(job) : pollChild(job) }
         guard let exit = job.exited else { return nil }
+        guard job.pid > 0 else { return exit }
         // A job being stopped keeps its grace period: processes of its group still cleaning up
         // (ner-train after SIGTERM, say) are waited for until then.
         if job.stopping != nil, let at = job.killAt, Date() < at, Glibc.kill(-job.pid, 0) == 0 { return nil }
         // Nothing in the job may outlive it: stop stragglers left in its process group.
         Glibc.kill(-job.pid, SIGKILL)
-        forget(job.jobId)
         return exit
     }
 
@@ -132,42 +153,42 @@ public final class LocalBackend: DispatchBackend {
     /// A job this dispatcher did not start cannot be waited for: it has ended when its wrapper
     /// recorded an exit status, or when its process group leader is gone without one (killed).
     func pollAdopted(_ job: RunningJob) -> JobExit? {
-        if let code = recordedExit(job.jobId) { return LocalBackend.exit(code: code) }
-        if group(job.jobId)?.alive == true { return nil }
-        // The wrapper may have written its status just before it ended.
+        if running(job.jobId) { return nil }
         if let code = recordedExit(job.jobId) { return LocalBackend.exit(code: code) }
         return .failed("killed with its dispatcher (no exit status)")
     }
 
-    func forget(_ jobId: String) {
-        unlink(pidFile(jobId))
-        unlink(exitFile(jobId))
+    public func forget(_ job: RunningJob) {
+        for file in [pidFile(job.jobId), exitFile(job.jobId), lockFile(job.jobId)] { unlink(file) }
     }
 
     /// Takes over the run a dead dispatcher left on this host: still running, or ended with its
-    /// exit status recorded.
+    /// exit status recorded. A run that ended without one was killed, and is not taken over.
     public func reattach(_ job: RunningJob, knownId: String?) -> Bool {
-        guard let g = group(job.jobId), g.alive || recordedExit(job.jobId) != nil else { return false }
-        job.pid = g.pgid
-        job.backendId = String(g.pgid)
-        job.startedAt = g.startedAt
+        guard running(job.jobId) || recordedExit(job.jobId) != nil else { return false }
+        if let g = group(job.jobId) {
+            job.pid = g.pgid
+            job.backendId = String(g.pgid)
+            job.startedAt = g.startedAt
+        }
         job.adopted = true
         return true
     }
 
-    public func cancel(_ job: RunningJob) {
-        guard !job.adopted || group(job.jobId)?.alive == true else { return }
-        Glibc.kill(-job.pid, SIGTERM)
+    /// Signals the job's process group, unless it is a taken-over job that has ended (its process
+    /// group id may have been reused since).
+    func signal(_ job: RunningJob, _ sig: Int32) {
+        guard job.pid > 0, !job.adopted || running(job.jobId) else { return }
+        Glibc.kill(-job.pid, sig)
     }
 
-    public func kill(_ job: RunningJob) {
-        guard !job.adopted || group(job.jobId)?.alive == true else { return }
-        Glibc.kill(-job.pid, SIGKILL)
-    }
+    public func cancel(_ job: RunningJob) { signal(job, SIGTERM) }
+
+    public func kill(_ job: RunningJob) { signal(job, SIGKILL) }
 
     public func killOrphan(jobId: String) {
-        if let g = group(jobId), g.alive { Glibc.kill(-g.pgid, SIGKILL) }
-        forget(jobId)
+        if running(jobId), let g = group(jobId), g.pgid > 0 { Glibc.kill(-g.pgid, SIGKILL) }
+        for file in [pidFile(jobId), exitFile(jobId), lockFile(jobId)] { unlink(file) }
     }
 }
 

@@ -239,6 +239,22 @@ func shellQuote(_ s: String) -> String {
     "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
+extension SlurmBackend {
+    /// The partitions of the cluster `sinfo` reaches; nil when `sinfo` is not on PATH (no Slurm
+    /// here: jobs run locally). A `sinfo` that cannot answer is `.unavailable`.
+    public static func partitions() throws -> Set<String>? {
+        guard findOnPath("sinfo") != nil else { return nil }
+        // A controller that does not answer makes sinfo retry for ~10 s; queuing should not wait that long.
+        let r = runCommand("sinfo", ["--noheader", "--format", "%R"], timeout: 3)
+        guard r.status == 0 else {
+            let why = r.stderr.split(whereSeparator: \.isNewline).first.map(String.init) ?? "exit \(r.status)"
+            throw ToolError.unavailable("sinfo failed: \(why)")
+        }
+        let names = r.stdout.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return Set(names.filter { !$0.isEmpty })
+    }
+}
+
 func findOnPath(_ tool: String) -> String? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
     for dir in path.split(separator: ":") where access("\(dir)/\(tool)", X_OK) == 0 {
@@ -253,8 +269,9 @@ struct CommandResult {
     var stderr: String
 }
 
-/// Runs a Slurm client command to completion; a command that cannot start is exit 127.
-func runCommand(_ tool: String, _ args: [String], environment: [String: String]? = nil) -> CommandResult {
+/// Runs a Slurm client command to completion; a command that cannot start is exit 127. With
+/// `timeout`, one still running after that many seconds is terminated (and fails).
+func runCommand(_ tool: String, _ args: [String], environment: [String: String]? = nil, timeout: Double? = nil) -> CommandResult {
     guard let exe = findOnPath(tool) else { return CommandResult(status: 127, stdout: "", stderr: "\(tool): not found") }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
@@ -265,6 +282,9 @@ func runCommand(_ tool: String, _ args: [String], environment: [String: String]?
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
     do { try p.run() } catch { return CommandResult(status: 127, stdout: "", stderr: "\(tool): \(error)") }
+    if let timeout {
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { if p.isRunning { p.terminate() } }
+    }
     // Both pipes drain at once, so a chatty stderr never blocks the command.
     let errData = DataBox()
     let group = DispatchGroup()
@@ -272,6 +292,9 @@ func runCommand(_ tool: String, _ args: [String], environment: [String: String]?
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
+    if p.terminationReason == .uncaughtSignal, let timeout {
+        return CommandResult(status: 124, stdout: "", stderr: "\(tool) did not answer within \(Int(timeout)) s")
+    }
     return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errData.data, as: UTF8.self))
 }

@@ -17,9 +17,18 @@ public struct Sweep {
     /// One request per trial (for JobRequest.make) and the values that trial varies.
     public var trials: [(request: [String: JSON], params: [String: JSON])]
 
+    /// The most trials a sweep may have unless the caller allows more (ner-queue --max-trials).
+    public static let defaultMaxTrials = 10_000
+
     /// Reads a sweep spec; `defaults` (ner-queue's flags) sit under `base`. Errors name `file`.
-    public init(_ spec: JSON, defaults: [String: JSON], file: String) throws {
+    /// A sweep of more than `maxTrials` trials is refused (exit 64) before any is built: a grid's
+    /// size is the product of its lists, so a few lines of JSON can ask for billions.
+    public init(_ spec: JSON, defaults: [String: JSON], file: String, maxTrials: Int = Sweep.defaultMaxTrials) throws {
         func bad(_ m: String) -> ToolError { ToolError.data("\(file): \(m)") }
+        func tooMany(_ count: String) -> ToolError {
+            ToolError.usage("\(file): the sweep has \(count) trials, more than --max-trials \(maxTrials); "
+                + "narrow it or raise --max-trials")
+        }
         guard let o = spec.objectValue else { throw bad("a sweep is a JSON object") }
         for k in o.keys where !["name", "priority", "base", "grid", "random", "trials", "seed"].contains(k) {
             throw bad("unknown field '\(k)' (name, priority, base, grid, random, trials, seed)")
@@ -34,17 +43,25 @@ public struct Sweep {
         var points: [[String: JSON]]
         switch (o["grid"]?.objectValue, o["random"]?.objectValue) {
         case let (grid?, nil):
-            points = [[:]]
+            var count = 1, overflow = false
             for key in grid.keys.sorted() {
                 guard let values = grid[key]?.arrayValue, !values.isEmpty else {
                     throw bad("grid.\(key) must be a non-empty list of values")
                 }
+                if !overflow { (count, overflow) = count.multipliedReportingOverflow(by: values.count) }
+            }
+            if overflow { throw tooMany("more than \(Int.max)") }
+            if count > maxTrials { throw tooMany(String(count)) }
+            points = [[:]]
+            for key in grid.keys.sorted() {
+                let values = grid[key]!.arrayValue!
                 points = points.flatMap { p in values.map { v in p.merging([key: v]) { _, b in b } } }
             }
         case let (nil, random?):
-            guard let trials = o["trials"]?.intValue, (1...10_000).contains(trials) else {
-                throw bad("a random sweep needs trials: 1 to 10000")
+            guard let trials = o["trials"]?.intValue, trials >= 1 else {
+                throw bad("a random sweep needs trials: 1 or more")
             }
+            if trials > maxTrials { throw tooMany(String(trials)) }
             var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: o["seed"]?.intValue ?? 1))
             points = []
             for _ in 0..<trials {

@@ -47,7 +47,13 @@ struct PretrainedVectors {
             let ok = parseFloats(raw[(space + 1)...], into: &values)
             if line == 1 && values.count == 1 && Int(word) != nil { continue }  // word2vec header "count dim"
             guard ok else { throw ToolError.data(path, line: line, "not a number in the vector of '\(word)'") }
-            if out.dim == 0 { out.dim = values.count }
+            if out.dim == 0 {
+                // A model file allows word vectors of up to 4,096 values (docs/model-format.md).
+                guard values.count <= 4096 else {
+                    throw ToolError.data(path, line: line, "vectors of \(values.count) values; at most 4096 are supported")
+                }
+                out.dim = values.count
+            }
             guard values.count == out.dim, out.dim > 0 else {
                 throw ToolError.data(path, line: line, "expected \(out.dim) values (the dimension of line 1), found \(values.count)")
             }

@@ -48,6 +48,13 @@ public final class NERModel: @unchecked Sendable {
         return NERModel(tagger: t, manifest: m)
     }
 
+    /// Checks a model folder as `load` does, and also every word vector for NaN and infinity (a read
+    /// of the whole weights file, which loading skips): what ner-pack runs before a model enters the
+    /// artifact store. Throws like `load`.
+    public static func check(_ dir: String) throws {
+        _ = try ModelFile.read(dir, allWeights: true)
+    }
+
     /// Where `predict` runs. On a GPU, one call should carry many sentences: each group of equal
     /// length is one GPU batch (up to 2,048 sentences).
     public var device: ComputeDevice { tagger.gpu == nil ? .cpu : .cuda }

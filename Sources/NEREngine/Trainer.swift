@@ -62,7 +62,69 @@ public enum Trainer {
         }
     }
 
+    /// Trains into a hidden sibling of the model folder, `.NAME.partial`, and renames it into place
+    /// at the end, so a run that fails half-way (a full disk) never leaves a folder that looks like a
+    /// model. A failed run removes its partial folder, except one that diverged: its last good
+    /// checkpoint stays there for --resume, which continues an interrupted run from its partial
+    /// folder, else a finished one from a hard-linked copy (every file is replaced by rename, never
+    /// rewritten, so the copy shares nothing that changes).
     public static func run(_ o: TrainingOptions) throws -> TrainingOutcome {
+        let final = o.outputDir
+        let partial = (final as NSString).deletingLastPathComponent + "/." + (final as NSString).lastPathComponent + ".partial"
+        if !(o.resume && isDirectory(partial)) {
+            try? FileManager.default.removeItem(atPath: partial)
+            try makeDirectory(partial)
+            if o.resume && isDirectory(final) { try linkTree(final, into: partial) }
+        }
+        var work = o
+        work.outputDir = partial
+        let outcome: TrainingOutcome
+        do {
+            outcome = try train(work)
+        } catch let d as Diverged {
+            throw ToolError.failure(d.message)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        try replaceFolder(final, with: partial)
+        return TrainingOutcome(modelId: outcome.modelId, modelDir: final, metrics: outcome.metrics)
+    }
+
+    /// Training stopped on a loss that is not finite; the partial folder keeps its checkpoint.
+    struct Diverged: Error {
+        var message: String
+    }
+
+    /// Hard-links every file under `source` into the same place under `dest`.
+    static func linkTree(_ source: String, into dest: String) throws {
+        let fm = FileManager.default
+        guard let items = fm.enumerator(atPath: source) else { return }
+        for case let item as String in items {
+            let from = source + "/" + item, to = dest + "/" + item
+            if isDirectory(from) {
+                try makeDirectory(to)
+            } else if link(from, to) != 0 {
+                throw ToolError.failure("cannot link \(from) to \(to): \(errnoString())")
+            }
+        }
+    }
+
+    /// Puts `partial` where `final` is: a plain rename, or, over an existing folder, the old one
+    /// moved aside first and removed after. Both renames are made durable.
+    static func replaceFolder(_ final: String, with partial: String) throws {
+        var old: String? = nil
+        if fileExists(final) {
+            let aside = partial + ".old"
+            try? FileManager.default.removeItem(atPath: aside)
+            try AtomicFile.move(final, to: aside)
+            old = aside
+        }
+        try AtomicFile.move(partial, to: final)
+        if let old { try? FileManager.default.removeItem(atPath: old) }
+    }
+
+    static func train(_ o: TrainingOptions) throws -> TrainingOutcome {
         let spec = o.spec
         let device = try ComputeDevice.select(spec.device)
         useSingleThreadedBLAS()
@@ -119,7 +181,7 @@ public enum Trainer {
                 }
                 let (batchLoss, norm) = try backend.step(sentences, lr: lr, randomStream: [UInt64(epoch), UInt64(bi)])
                 guard batchLoss.isFinite && norm.isFinite else {
-                    throw ToolError.failure("training diverged at epoch \(epoch + 1), batch \(bi + 1) (loss \(batchLoss)); "
+                    throw Diverged(message: "training diverged at epoch \(epoch + 1), batch \(bi + 1) (loss \(batchLoss)); "
                         + "the last good checkpoint is in \(ckptDir)")
                 }
                 lossSum += batchLoss

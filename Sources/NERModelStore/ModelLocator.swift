@@ -27,12 +27,12 @@ public struct ModelLocator {
         if fileExists(spec) { return Located(directory: try unpackCached(absolute(spec))) }
         let row: ModelRow?
         if fileExists(home.registry) {
-            row = try Registry(path: home.registry).resolve(spec)
+            row = try Registry(path: home.registry, readOnly: true).resolve(spec)
         } else {
             row = nil
         }
         guard let row else {
-            throw ToolError.noInput("no model '\(spec)': not a model folder, a tarball, or a model registered in \(home.registry)")
+            throw ToolError.noInput("no model '\(clipped(spec))': not a model folder, a tarball, or a model registered in \(home.registry)")
         }
         guard row.status == "registered" else {
             throw ToolError.noInput("model \(row.modelId) is \(row.status); its artifact is gone")

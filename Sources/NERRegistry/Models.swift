@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NERArtifact
 import NERCore
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,8 @@ extension Registry {
     /// Registers the model a packed record describes. The record must carry `artifact` (an existing
     /// file), `sha256` and `name`, and `model_id` (ner-register reads it from the artifact's
     /// manifest); `metrics`, `job_id`, `parent_id` (the model a retraining started from) and
-    /// `sweep_id` are stored when present.
+    /// `sweep_id` are stored when present. An artifact outside the store is copied into it first
+    /// (see `adopt`), so the registry only ever names files in the store.
     ///
     /// Idempotent: a record whose `model_id`, `sha256` or `job_id` is already registered returns that
     /// row with `created == false` (a collected or removed model whose artifact is back becomes `registered`
@@ -31,13 +33,13 @@ extension Registry {
             throw ToolError.data("record sha256 '\(sha)' is not 64 hex digits")
         }
         do { try Job.validateName(name) } catch let e as ToolError { throw ToolError.data("record: \(e.message)") }
-        let artifact = absolute(artifactGiven)
         var st = stat()
-        guard stat(artifact, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard stat(absolute(artifactGiven), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             throw ToolError.noInput("\(artifactGiven): no such artifact file")
         }
         let bytes = record["bytes"]?.intValue ?? Int(st.st_size)
         let now = Timestamp.now()
+        let artifact = try adopt(absolute(artifactGiven), sha256: sha, modelId: modelId)
 
         return try write { db in
             if let existing = try fetchModel(db, id: modelId) {
@@ -76,6 +78,43 @@ extension Registry {
                                  record["created_at"]?.stringValue ?? now, now])
             return (try fetchModel(db, id: modelId)!, true)
         }
+    }
+
+    /// The artifact store: `artifacts/` beside the registry file (`$NER_HOME/artifacts`).
+    public var artifactsDir: String { (path as NSString).deletingLastPathComponent + "/artifacts" }
+
+    /// Where the registry keeps `artifact`: the file itself when it is a regular file directly in the
+    /// store, else a copy made there as `MODEL_ID.tar.zst` (or `.tar.gz`) whose sha256 must be
+    /// `sha256` (docs/artifacts.md). A file already there under that name is used only when it holds
+    /// the same bytes.
+    func adopt(_ artifact: String, sha256 sha: String, modelId: String) throws -> String {
+        if isInStore(artifact) { return artifact }
+        do { try Artifact.validateModelId(modelId) } catch let e as ToolError { throw ToolError.data("record: \(e.message)") }
+        try makeDirectory(artifactsDir)
+        let gzip = artifact.hasSuffix(".tar.gz") || artifact.hasSuffix(".tgz")
+        let dest = artifactsDir + "/" + modelId + (gzip ? ".tar.gz" : ".tar.zst")
+        if !fileExists(dest) {
+            do {
+                try Artifact.copy(artifact, to: dest, sha256: sha)
+                return dest
+            } catch where !fileExists(dest) {
+                throw error
+            }
+        }
+        // Another registration of the same model copied it first, or the name is taken.
+        guard isInStore(dest), (try? Artifact.sha256(ofFile: dest)) == sha else {
+            throw ToolError.data("\(dest): the artifact store already holds another file for model \(modelId)")
+        }
+        return dest
+    }
+
+    /// Whether `path` is a regular file (not a link) directly in the artifact store.
+    func isInStore(_ path: String) -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+              let parent = canonicalPath((path as NSString).deletingLastPathComponent),
+              let store = canonicalPath(artifactsDir) else { return false }
+        return parent == store
     }
 
     /// A model that gc collected (or rm removed) is registered again when its verified artifact
@@ -132,10 +171,11 @@ extension Registry {
             """, arguments: [name]).map(ModelRow.init)
     }
 
-    /// Marks a model `removed` and deletes its artifact file. A model an alias points at is refused
-    /// (move the alias first), so `production` never names a model whose artifact is gone.
-    public func remove(modelId: String) throws {
-        let artifact: String = try write { db in
+    /// Marks a model `removed` and deletes its artifact file (only as `deleteArtifact` allows; `warn`
+    /// says why a file was kept). A model an alias points at is refused (move the alias first), so
+    /// `production` never names a model whose artifact is gone.
+    public func remove(modelId: String, warn: (String) -> Void = { _ in }) throws {
+        let model: ModelRow = try write { db in
             guard let m = try fetchModel(db, id: modelId) else {
                 throw ToolError.noInput("unknown model \(modelId)")
             }
@@ -146,17 +186,17 @@ extension Registry {
                     + "move the alias before removing it")
             }
             try db.execute(sql: "UPDATE models SET status = 'removed' WHERE model_id = ?", arguments: [modelId])
-            return m.artifact
+            return m
         }
         // The row is marked first: a crash here leaves an orphan file, never a registered model
         // without its artifact.
-        try deleteArtifact(artifact)
+        try deleteArtifact(of: model, warn: warn)
     }
 
     /// Keeps the `keep` newest registered models of every name and every model an alias points at;
-    /// marks the others `collected` and deletes their artifact files. Returns the collected models
-    /// (with `dryRun`, the ones it would collect, unchanged).
-    public func gc(keep: Int, dryRun: Bool = false) throws -> [ModelRow] {
+    /// marks the others `collected` and deletes their artifact files (as `remove` does). Returns the
+    /// collected models (with `dryRun`, the ones it would collect, unchanged).
+    public func gc(keep: Int, dryRun: Bool = false, warn: (String) -> Void = { _ in }) throws -> [ModelRow] {
         guard keep >= 0 else { throw ToolError.usage("gc --keep must be 0 or more, got \(keep)") }
         let victims: [ModelRow] = try write { db in
             let aliased = try Set(String.fetchAll(db, sql: "SELECT model_id FROM aliases"))
@@ -177,16 +217,41 @@ extension Registry {
             return try out.map { try fetchModel(db, id: $0.modelId)! }
         }
         if !dryRun {
-            for m in victims { try deleteArtifact(m.artifact) }
+            for m in victims { try deleteArtifact(of: m, warn: warn) }
         }
         return victims
     }
 
-    private func deleteArtifact(_ path: String) throws {
+    /// Deletes a model's artifact, but only a regular file directly in the store whose sha256 is still
+    /// the model's: a row registered elsewhere, or a file replaced since, is left alone. The file is
+    /// checked to be the same one (device, inode, size, time) before and after hashing.
+    private func deleteArtifact(of model: ModelRow, warn: (String) -> Void) throws {
+        let path = model.artifact
+        var before = stat()
+        guard lstat(path, &before) == 0 else { return }
+        guard isInStore(path) else {
+            return warn("\(path): not deleted: it is outside the artifact store \(artifactsDir)")
+        }
+        guard let sha = model.sha256, (try? Artifact.sha256(ofFile: path)) == sha else {
+            return warn("\(path): not deleted: its sha256 is no longer the one registered for \(model.modelId)")
+        }
+        var after = stat()
+        guard lstat(path, &after) == 0, after.st_dev == before.st_dev, after.st_ino == before.st_ino,
+              after.st_size == before.st_size, after.st_mtim.tv_sec == before.st_mtim.tv_sec,
+              after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
+            return warn("\(path): not deleted: it changed while being checked")
+        }
         if unlink(path) != 0 && errno != ENOENT {
             throw ToolError.failure("\(path): cannot delete the artifact (\(errnoString())); the registry already "
                 + "marks it gone, delete the file by hand")
         }
         AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
     }
+}
+
+/// `path` with every link resolved, nil when it does not exist.
+func canonicalPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
 }

@@ -32,11 +32,21 @@ public final class Registry: @unchecked Sendable {
 
     /// Opens (creating and migrating if needed) the registry at `path`. A file locked by another
     /// writer for longer than `busyTimeout` seconds is `ToolError(.unavailable)` (exit 69).
-    public init(path: String, busyTimeout: Double = 30, journalMode: JournalMode? = nil) throws {
+    ///
+    /// With `readOnly` (commands that only look things up), an existing registry of the current
+    /// schema is opened read-only, so a registry on a read-only mount or in a folder the user may not
+    /// write still answers. One that nobody can write (a read-only file system, an immutable file) is
+    /// opened as immutable: SQLite then needs no -shm file beside it. A missing registry, or one
+    /// whose schema must first be brought up to date, is opened for writing as usual.
+    public init(path: String, busyTimeout: Double = 30, journalMode: JournalMode? = nil, readOnly: Bool = false) throws {
         self.path = absolute(path)
         self.busyTimeout = max(0, busyTimeout)
         let mode = journalMode ?? .fromEnvironment
         self.journalMode = mode
+        if readOnly, fileExists(self.path), let q = try Registry.openReadOnly(self.path, self.busyTimeout) {
+            queue = q
+            return
+        }
         let dir = (self.path as NSString).deletingLastPathComponent
         if !isDirectory(dir) { try makeDirectory(dir) }
 
@@ -62,6 +72,49 @@ public final class Registry: @unchecked Sendable {
             try DatabaseQueue(path: location, configuration: config)
         }
         try migrate()
+    }
+
+    /// A read-only connection to an existing registry, or nil when its schema is behind this
+    /// build's (migrating needs a writer). A schema ahead of this build is refused, as on any open.
+    static func openReadOnly(_ path: String, _ busyTimeout: Double) throws -> DatabaseQueue? {
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(busyTimeout)
+        config.label = "ner-registry"
+        // EROFS and EPERM (an immutable file or folder) stop every writer, root included; EACCES
+        // does not, so then the file may change under us and a plain read-only open is used.
+        let dir = (path as NSString).deletingLastPathComponent
+        // (`immutable=1` is a URI parameter; the SQLite GRDB links must take URI file names, as
+        // Debian's and Ubuntu's builds do. Without them the open fails with 69, as before.)
+        let frozen = nobodyCanWrite(path) || nobodyCanWrite(dir)
+        let location = frozen ? "file:" + uriEscaped(path) + "?immutable=1" : path
+        let queue = try guarded(path, busyTimeout) { try DatabaseQueue(path: location, configuration: config) }
+        // A registry another process is creating at this moment may not have its tables yet; the
+        // writer's open (the caller's fallback) waits for that migration, or reports what is wrong.
+        guard let state = try? guarded(path, busyTimeout, {
+            try queue.read { db in (done: try migrator.hasCompletedMigrations(db), newer: try migrator.hasBeenSuperseded(db)) }
+        }) else { return nil }
+        if state.newer { throw newerSchemaError(path) }
+        return state.done ? queue : nil
+    }
+
+    static func nobodyCanWrite(_ path: String) -> Bool {
+        access(path, W_OK) != 0 && (errno == EROFS || errno == EPERM)
+    }
+
+    /// `path` as the path of a `file:` URI: every byte but unreserved ones and `/` percent-encoded.
+    static func uriEscaped(_ path: String) -> String {
+        let plain = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-._~".utf8)
+        var out = ""
+        for b in path.utf8 {
+            if plain.contains(b) { out.append(Character(UnicodeScalar(b))) } else { out += String(format: "%%%02X", b) }
+        }
+        return out
+    }
+
+    static func newerSchemaError(_ path: String) -> ToolError {
+        ToolError.failure("\(path): the registry was written by a newer toolchain "
+            + "(schema past \(Registry.schemaVersions.last ?? "v1")); upgrade ner-register to use it")
     }
 
     // MARK: - Transactions and errors
@@ -114,8 +167,10 @@ public final class Registry: @unchecked Sendable {
                         + "\(formatSeconds(timeout)) s (raise --busy-timeout, or find the process holding it)")
                 case .SQLITE_NOTADB, .SQLITE_CORRUPT:
                     throw ToolError.data("\(path): not a registry (\(e.message ?? "not an SQLite database"))")
-                case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
+                case .SQLITE_READONLY:
                     throw ToolError.unavailable("\(path): cannot open the registry for writing (\(e.message ?? "\(e.resultCode)"))")
+                case .SQLITE_CANTOPEN, .SQLITE_PERM:
+                    throw ToolError.unavailable("\(path): cannot open the registry (\(e.message ?? "\(e.resultCode)"))")
                 default:
                     throw ToolError.failure("\(path): registry error: \(e.message ?? "\(e.resultCode)")")
                 }

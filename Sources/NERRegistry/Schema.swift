@@ -114,8 +114,7 @@ extension Registry {
                 try Registry.guarded(path, busyTimeout) { try migrator.migrate(queue) }
                 return
             } catch MigrationRefused.newerSchema {
-                throw ToolError.failure("\(path): the registry was written by a newer toolchain "
-                    + "(schema past \(Registry.schemaVersions.last ?? "v1")); upgrade ner-register to use it")
+                throw Registry.newerSchemaError(path)
             } catch let e as ToolError where e.status == .failure && attempt < 5 {
                 attempt += 1
                 usleep(UInt32.random(in: 1_000...20_000))

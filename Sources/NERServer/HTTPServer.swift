@@ -52,8 +52,9 @@ final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting connections, lets each open one finish the request it is in (idle ones are
-    /// closed at once), and returns when all are closed.
+    /// Stops accepting connections, lets each open one answer the request it is in with
+    /// `Connection: close` (an idle one gets `HTTPConnection.drainLinger` for a request already on
+    /// its way), and returns when all are closed.
     func drain() {
         try? listener?.close().wait()
         connections.quiesceAndWait()
@@ -96,13 +97,17 @@ private final class Connections: @unchecked Sendable {
         }
     }
 
-    /// NIO's pipelining handler closes an idle connection at once and a busy one after its response.
     private static func quiesce(_ channel: Channel) {
         channel.eventLoop.execute {
-            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
         }
     }
 }
+
+/// Tells a connection the server is draining. Not NIO's ChannelShouldQuiesceEvent: its pipelining
+/// handler closes a connection that looks idle at once, and a keep-alive client may have sent its
+/// next request already, which the close then resets unanswered.
+struct DrainEvent {}
 
 /// One connection: assembles each request, enforces the body limit and the read timeout, and writes
 /// the reply with its headers, the access-log line and the metrics.
@@ -135,6 +140,11 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
     private var answeredEarly = false
     /// Requests read in full and not answered yet (more than one only when a client pipelines).
     private var unanswered = 0
+    /// The server is draining: every answer closes the connection.
+    private var draining = false
+    /// How long a connection that is idle when the drain starts stays open for a request a keep-alive
+    /// client sent before it could see the connection close.
+    static let drainLinger = TimeAmount.milliseconds(500)
 
     init(responder: NERResponder, limits: HTTPServer.Limits) {
         self.responder = responder
@@ -161,6 +171,20 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is DrainEvent else { return context.fireUserInboundEventTriggered(event) }
+        draining = true
+        guard idle else { return }  // the answer in progress closes it
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: HTTPConnection.drainLinger) {
+            let (me, context) = bound.value
+            if me.idle { context.close(promise: nil) }
+        }
+    }
+
+    /// No request is being read or answered on this connection.
+    private var idle: Bool { head == nil && unanswered == 0 }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -220,7 +244,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
     private func finish(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ path: String, _ reply: Reply,
                         bytesIn: Int, started: UInt64) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        let keepAlive = h.isKeepAlive && !reply.close
+        let keepAlive = h.isKeepAlive && !reply.close && !draining
         var headers = HTTPHeaders()
         headers.reserveCapacity(6 + reply.headers.count)
         headers.add(name: "Content-Type", value: reply.contentType)
@@ -242,8 +266,14 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             // The next request's clock starts now, unless one is being read or answered already.
             if head == nil && unanswered == 0 { startWaiting(context) }
         } else {
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            // Writing the end may deliver a request the client pipelined: while draining, that one
+            // is answered too, and the last answer closes.
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let draining = self.draining
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                let (me, context) = bound.value
+                if !draining || me.idle { context.close(promise: nil) }
+            }
         }
 
         state.metrics.observeRequest(path: path, status: Int(reply.status.code), seconds: seconds)

@@ -16,6 +16,8 @@ final class Reloader: @unchecked Sendable {
     private var registry: Registry?
     /// The last poll problem reported, so a registry that stays broken is logged once, not every poll.
     private var lastProblem: String?
+    /// The registry model whose load failed last: polling does not retry it (SIGHUP does).
+    private var failedModelId: String?
 
     init(state: ServerState, fromRegistry: Bool) {
         self.state = state
@@ -48,22 +50,23 @@ final class Reloader: @unchecked Sendable {
     private func poll() {
         let spec = state.options.model
         do {
-            if registry == nil { registry = try Registry(path: state.options.home.registry) }
+            if registry == nil { registry = try Registry(path: state.options.home.registry, readOnly: true) }
             guard let row = try registry!.resolve(spec) else {
                 report("\(spec) no longer names a model in \(state.options.home.registry); still serving \(state.slot.current.id)")
                 return
             }
             lastProblem = nil
-            if row.modelId != state.slot.current.id {
-                reload(because: "\(spec) now names \(row.modelId)", evenIfSame: false)
+            if row.modelId != state.slot.current.id && row.modelId != failedModelId {
+                reload(because: "\(spec) now names \(row.modelId)", evenIfSame: false, target: row.modelId)
             }
         } catch {
             report("cannot read the registry: \((error as? ToolError)?.message ?? "\(error)")")
         }
     }
 
-    /// Loads what `--model` names now. A reload that fails leaves the old model serving.
-    private func reload(because reason: String, evenIfSame: Bool) {
+    /// Loads what `--model` names now. A reload that fails leaves the old model serving; its cause
+    /// is logged, counted, and shown in `/v1/models` until a reload succeeds.
+    private func reload(because reason: String, evenIfSame: Bool, target: String? = nil) {
         let current = state.slot.current
         do {
             let (new, _) = try LoadedModel.load(state.options.model, home: state.options.home, device: current.model.device)
@@ -71,11 +74,16 @@ final class Reloader: @unchecked Sendable {
             new.warmUp()
             let old = state.slot.replace(with: new)
             state.metrics.observeReload(succeeded: true)
+            state.noteReload(error: nil)
+            failedModelId = nil
             lastProblem = nil
             state.log.info("switched from model \(old.id) to \(new.id) (\(reason))")
         } catch {
+            let cause = (error as? ToolError)?.message ?? "\(error)"
             state.metrics.observeReload(succeeded: false)
-            report("reload (\(reason)) failed, still serving \(current.id): \((error as? ToolError)?.message ?? "\(error)")")
+            state.noteReload(error: cause)
+            if let target { failedModelId = target }
+            report("reload (\(reason)) failed, still serving \(current.id): \(cause)")
         }
     }
 

@@ -36,6 +36,7 @@ final class ServerState: @unchecked Sendable {
     private let lock = NSLock()
     private var warm = false
     private var draining = false
+    private var reloadError: JSON = .null
 
     init(options: ServeOptions, slot: ModelSlot, batcher: Batcher, metrics: Metrics, log: Logger) {
         self.options = options
@@ -61,6 +62,19 @@ final class ServerState: @unchecked Sendable {
     func markDraining() {
         lock.lock()
         draining = true
+        lock.unlock()
+    }
+
+    /// Why the last reload failed (`{"at", "error"}`), null when there was none since the last success.
+    var lastReloadError: JSON {
+        lock.lock()
+        defer { lock.unlock() }
+        return reloadError
+    }
+
+    func noteReload(error: String?) {
+        lock.lock()
+        reloadError = error.map { ["at": .string(Timestamp.now()), "error": .string($0)] } ?? .null
         lock.unlock()
     }
 }
@@ -105,7 +119,7 @@ struct NERResponder: Sendable {
             let text = state.metrics.render(model: state.slot.current, queue: state.batcher.depth, ready: state.ready)
             reply(Reply(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(string: text)))
         default:
-            reply(json(.ok, ["models": [state.slot.current.json]]))
+            reply(json(.ok, ["models": [state.slot.current.json], "last_reload_error": state.lastReloadError]))
         }
     }
 

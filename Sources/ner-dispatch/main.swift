@@ -28,9 +28,10 @@ struct Dispatch: ParsableCommand {
         CLAIMS AND LEASES
           A claim carries its owner (host, pid) and a lease the owner renews while the job runs. \
         A job outlives a dispatcher killed with SIGKILL: it runs in its own process group, which \
-        spool/run/JOB_ID.pid names, and its exit status is written to spool/run/JOB_ID.rc when it \
-        ends. The next dispatcher on that host takes such a job over: it tends it while it runs and \
-        records how it ended, so the job runs once and is recorded once. A claim whose owner died \
+        spool/run/JOB_ID.pid names, holds a lock on spool/run/JOB_ID.lock while it runs, and its \
+        exit status is written to spool/run/JOB_ID.rc when it ends. The next dispatcher on that \
+        host takes such a job over: it tends it while it runs and records how it ended, so the job \
+        runs once and is recorded once (docs/spool.md). A claim whose owner died \
         with no job left to take over, or whose lease expired (any host), is returned to the queue \
         with attempt + 1 by any dispatcher; on the same host the dead owner's job processes are \
         killed first, so a job never runs twice at once. ner-register keeps one model per job, \

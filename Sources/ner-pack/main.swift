@@ -3,6 +3,7 @@ import Foundation
 import NERArtifact
 import NERCLI
 import NERCore
+import NEREngine
 
 struct Tool: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,6 +42,9 @@ struct Tool: ParsableCommand {
               --unpack: the files and MANIFEST.json in a new folder DIR (made under a temp name, \
             verified, then moved into place), and {"artifact", "unpacked", "model_id", "files", "ok"}. \
             Absolute paths, '..', links, devices and files not in the manifest are refused.
+              A model folder (its model.json has a "magic") is checked before it is packed: every \
+            model.json field in range, the weights' tensor table, no NaN or infinity in any weight \
+            (docs/model-format.md); a model that fails is exit 65 and nothing is packed.
 
             EXAMPLES
               ner-train --job job.json | ner-pack | ner-register
@@ -119,6 +123,7 @@ struct Tool: ParsableCommand {
                     if fileExists(dir) { throw ToolError.usage("\(dir): not a folder") }
                     throw ToolError.noInput("\(dir): no such folder")
                 }
+                try checkModel(dir, at: nil)
                 try home.ensureLayout()
                 let record = try stage.packFolder(dir, name: name, modelId: modelId)
                 log.info("packed \(dir) into \(record["artifact"]?.stringValue ?? "")")
@@ -128,6 +133,9 @@ struct Tool: ParsableCommand {
 
             var reader = NDJSONReader(LineReader())
             let inputs = try PackStage.readAll(&reader)
+            for input in inputs where PackStage.consumes(input.record) {
+                try checkModel(input.record["model_dir"]!.stringValue!, at: input.context)
+            }
             if inputs.contains(where: { PackStage.consumes($0.record) }) { try home.ensureLayout() }
             for input in inputs {
                 guard PackStage.consumes(input.record) else {
@@ -140,6 +148,19 @@ struct Tool: ParsableCommand {
                 Output.record(out)
             }
         }
+    }
+}
+
+/// A folder whose model.json carries a `magic` is a model: it is loaded and checked in full (every
+/// field's range, the tensor table, no NaN or infinity in any weight) before it may enter the store.
+/// Other folders are packed as they are.
+func checkModel(_ dir: String, at place: String?) throws {
+    guard let data = FileManager.default.contents(atPath: dir + "/model.json"),
+          let json = try? JSON.parse(data), json["magic"] != nil else { return }
+    do {
+        try NERModel.check(dir)
+    } catch let e as ToolError {
+        throw place.map { ToolError(e.status, "\($0): \(e.message)") } ?? e
     }
 }
 

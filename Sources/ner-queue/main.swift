@@ -41,7 +41,9 @@ struct Queue: ParsableCommand {
         either {"name":..., "priority":..., "spec":{...}} or the spec fields at the top level \
         (e.g. {"name":"news","train":"train.txt","dev":"dev.txt","epochs":20}). Flags given \
         beside stdin act as defaults for every line. All lines are checked before any job is \
-        written: one bad line writes nothing. Relative paths are made absolute.
+        written: one bad line writes nothing. Relative paths are made absolute. The data files must be \
+        regular files; resources.time must be a time Slurm accepts (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, \
+        D-HH:MM:SS); with `sinfo` on PATH, resources.partition must be one it lists.
 
         SPEC FIELDS (defaults)
           \(specDefaults)
@@ -54,7 +56,9 @@ struct Queue: ParsableCommand {
         trial is one job carrying the same "sweep_id" and its own "sweep_params"; all are checked \
         before any is written. ner-dispatch --backend slurm submits trials claimed together as \
         one job array; `ner-register best --sweep ID --by dev.f1` names the winner and \
-        `ner-register promote --sweep ID` moves an alias to it.
+        `ner-register promote --sweep ID` moves an alias to it. A sweep of more than --max-trials \
+        trials (default \(Sweep.defaultMaxTrials)) is refused with exit 64 and its count before any \
+        trial is built.
 
         SUCCESSIVE HALVING (--halve SWEEP_ID)
           Early stopping for a sweep: queue every trial with a small budget (few epochs), and \
@@ -118,6 +122,8 @@ struct Queue: ParsableCommand {
 
     @Option(help: ArgumentHelp("Queue every trial of a sweep spec (JSON file, - for stdin).", valueName: "FILE"))
     var sweep: String?
+    @Option(help: ArgumentHelp("With --sweep: refuse a sweep of more trials than N.", valueName: "N"))
+    var maxTrials = Sweep.defaultMaxTrials
     @Option(help: ArgumentHelp("Queue a registered model's job again, flags as overrides.", valueName: "MODEL"))
     var from: String?
 
@@ -141,6 +147,7 @@ struct Queue: ParsableCommand {
             let spool = Spool(home: home)
             try home.ensureLayout()
             try spool.ensureLayout()
+            if maxTrials < 1 { throw ToolError.usage("--max-trials must be 1 or more, got \(maxTrials)") }
             let modes = [list, show != nil, cancel != nil, purge, sweep != nil, from != nil, halve != nil].filter { $0 }.count
             if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge, --sweep, --from, --halve") }
             if list { return listJobs(spool) }
@@ -186,8 +193,10 @@ struct Queue: ParsableCommand {
 
     func enqueue(_ spool: Spool, home: Home, log: Logger) throws {
         var jobs: [Job] = []
+        var contexts: [String?] = []
         if train != nil {
             jobs.append(try JobRequest.make(from: .object(flagRequest), context: nil))
+            contexts.append(nil)
         } else {
             if isatty(0) == 1 {
                 throw ToolError.usage("give --train FILE, or pipe JSON requests on stdin (see --help)")
@@ -203,14 +212,18 @@ struct Queue: ParsableCommand {
                         merged[k] = v
                     }
                 }
-                jobs.append(try JobRequest.make(from: .object(merged), context: "stdin:\(reader.lines.lineNumber)"))
+                let context = "stdin:\(reader.lines.lineNumber)"
+                jobs.append(try JobRequest.make(from: .object(merged), context: context))
+                contexts.append(context)
             }
             if jobs.isEmpty { throw ToolError.data("stdin: no job requests") }
         }
-        try write(try jobs.map { try JSON.from($0) }, spool: spool, home: home, log: log)
+        try write(try jobs.map { try JSON.from($0) }, contexts: contexts, spool: spool, home: home, log: log)
     }
 
-    func write(_ records: [JSON], spool: Spool, home: Home, log: Logger) throws {
+    /// Queues `records` (`contexts` name where each came from, for errors) once every one passes.
+    func write(_ records: [JSON], contexts: [String?] = [], spool: Spool, home: Home, log: Logger) throws {
+        try checkPartitions(records, contexts: contexts, log: log)
         try spool.enqueue(records)
         recordQueued(records, home: home, log: log)
         for r in records { Output.line(r) }
@@ -227,16 +240,19 @@ struct Queue: ParsableCommand {
         }
         let spec: JSON
         do { spec = try JSON.parse(data) } catch let e as ToolError { throw ToolError.data("\(file): \(e.message)") }
-        let sweep = try Sweep(spec, defaults: flagRequest, file: file)
+        let sweep = try Sweep(spec, defaults: flagRequest, file: file, maxTrials: maxTrials)
         let sweepId = Job.makeId(name: sweep.name)
         var records: [JSON] = []
+        var contexts: [String?] = []
         for (i, trial) in sweep.trials.enumerated() {
-            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: "\(file): trial \(i + 1)"))
+            let context = "\(file): trial \(i + 1)"
+            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: context))
             r["sweep_id"] = .string(sweepId)
             r["sweep_params"] = .object(trial.params)
             records.append(r)
+            contexts.append(context)
         }
-        try write(records, spool: spool, home: home, log: log)
+        try write(records, contexts: contexts, spool: spool, home: home, log: log)
         log.info("sweep \(sweepId): \(records.count) trial(s)")
     }
 
@@ -244,7 +260,7 @@ struct Queue: ParsableCommand {
         guard keep > 0 && keep < 1 else { throw ToolError.usage("--keep must be between 0 and 1, got \(keep)") }
         guard factor >= 1 else { throw ToolError.usage("--factor must be 1 or more, got \(factor)") }
         func rung(_ record: JSON?) -> Int { record?["sweep_rung"]?.intValue ?? 0 }
-        let trials = try Registry(path: home.registry).sweepModels(sweepId, by: by)
+        let trials = try Registry(path: home.registry, readOnly: true).sweepModels(sweepId, by: by)
         guard let last = trials.map({ rung($0.model.record) }).max() else {
             throw ToolError.noInput("sweep \(sweepId) has no registered model")
         }
@@ -275,8 +291,8 @@ struct Queue: ParsableCommand {
     }
 
     func enqueueRetraining(_ spec: String, spool: Spool, home: Home, log: Logger) throws {
-        let registry = try Registry(path: home.registry)
-        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(spec)") }
+        let registry = try Registry(path: home.registry, readOnly: true)
+        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(clipped(spec))") }
         guard let original = model.record["spec"]?.objectValue else {
             throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
         }
@@ -296,6 +312,29 @@ struct Queue: ParsableCommand {
         record["parent_id"] = .string(model.modelId)
         try write([record], spool: spool, home: home, log: log)
         log.info("retraining \(model.name):\(model.version) (\(model.modelId))")
+    }
+
+    /// A partition Slurm does not have would fail every submission later; with `sinfo` on PATH it is
+    /// refused now (64, or 65 when it came from an input line). A `sinfo` that cannot answer only warns.
+    func checkPartitions(_ records: [JSON], contexts: [String?], log: Logger) throws {
+        let wanted = records.enumerated().compactMap { i, r in
+            r["spec"]?["resources"]?["partition"]?.stringValue.map { (i, $0) }
+        }
+        guard !wanted.isEmpty else { return }
+        let known: Set<String>
+        do {
+            guard let k = try SlurmBackend.partitions() else { return }
+            known = k
+        } catch let e as ToolError {
+            log.warning("cannot check resources.partition: \(e.message)")
+            return
+        }
+        for (i, partition) in wanted where !known.contains(partition) {
+            let message = "resources.partition '\(clipped(partition))' is not a Slurm partition here "
+                + "(sinfo lists \(known.sorted().joined(separator: ", ")))"
+            let context = i < contexts.count ? contexts[i] : nil
+            throw context.map { ToolError.data("\($0): \(message)") } ?? ToolError.usage(message)
+        }
     }
 
     /// The spool is the source of truth for the queue; a registry that can't be written now is
@@ -329,7 +368,7 @@ struct Queue: ParsableCommand {
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {
-        guard let e = spool.find(id) else { throw ToolError.noInput("no job \(id) in \(spool.root)") }
+        guard let e = spool.find(id) else { throw ToolError.noInput("no job \(clipped(id)) in \(spool.root)") }
         var job = try spool.read(e.path)
         job["state"] = .string(e.state.rawValue)
         if let owner = e.owner { job["owner"] = .string(owner.description) }

@@ -14,8 +14,9 @@ struct RegistryOptions: ParsableArguments {
         valueName: "SECONDS"))
     var busyTimeout: Double = 30
 
-    func open() throws -> Registry {
-        try Registry(path: common.resolvedHome.registry, busyTimeout: busyTimeout)
+    /// `readOnly` for the commands that only look: they work on a registry nobody may write.
+    func open(readOnly: Bool = false) throws -> Registry {
+        try Registry(path: common.resolvedHome.registry, busyTimeout: busyTimeout, readOnly: readOnly)
     }
 }
 
@@ -75,6 +76,8 @@ struct Register: ParsableCommand {
               For each packed record: the same record with "model_id", "version" and "status": \
             "registered" added; every other field passes through untouched. Records of any other status \
             (failed jobs, records without an artifact) are printed unchanged.
+              An artifact outside $NER_HOME/artifacts is copied into it (as MODEL_ID.tar.zst or .tar.gz, \
+            its sha256 checked again), and the registry names the copy; the original is left as it is.
               Registering the same artifact again (same model id or same sha256) registers nothing new \
             and prints the model's existing id and version, so a pipeline can be re-run safely. Records \
             are handled in order; the first bad one stops the run with its error (exit 65 for a tampered \
@@ -182,7 +185,7 @@ struct List: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             let rows = try registry.models(name: name).filter { all || $0.status == "registered" }
             var aliasesOf: [String: [String]] = [:]
             for n in Set(rows.map(\.name)) {
@@ -226,8 +229,8 @@ struct Show: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
-            guard let m = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(spec)") }
+            let registry = try options.open(readOnly: true)
+            guard let m = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(clipped(spec))") }
             let aliases = try registry.aliases(name: m.name).filter { $0.value == m.modelId }.map(\.key)
             var o = withAliases(m, aliases)
             o["record"] = m.record
@@ -275,7 +278,7 @@ struct History: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             if let at {
                 guard let date = Timestamp.parse(at) else {
                     throw ToolError.usage("--at \(at): not an RFC 3339 time (e.g. 2026-05-03T12:00:00Z)")
@@ -335,7 +338,7 @@ struct Best: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
+            let registry = try options.open(readOnly: true)
             let trials = try registry.sweepModels(sweep, by: by)
             let winner = try Registry.best(of: trials, sweep: sweep, by: by)
             let ranked = all ? trials : [(winner.model, Optional(winner.score))]
@@ -385,7 +388,7 @@ struct Alias: ParsableCommand {
     func run() throws {
         try runTool("ner-register", options.common) { _ in
             let registry = try options.open()
-            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(model)") }
+            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(clipped(model))") }
             let move = try registry.setAlias(name: name, alias: alias, modelId: m.modelId)
             Output.line(moveOutput(move, name: name, alias: alias, modelId: m.modelId))
         }
@@ -449,7 +452,7 @@ struct Promote: ParsableCommand {
                 Output.line(moveOutput(move, name: model, alias: alias, modelId: m.modelId))
                 return
             }
-            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(model)") }
+            guard let m = try registry.resolve(model) else { throw ToolError.noInput("unknown model \(clipped(model))") }
             let move = try registry.promote(modelId: m.modelId, alias: alias)
             Output.line(moveOutput(move, name: m.name, alias: alias, modelId: m.modelId))
         }
@@ -466,6 +469,8 @@ struct Remove: ParsableCommand {
             MODEL is a model id or NAME:VERSION (never a bare name, which would follow an alias). A model \
             that an alias points at is refused (exit 1): move the alias first. The row stays, with \
             "status": "removed", so jobs and the alias audit keep their references. Prints the row.
+              Only a file in $NER_HOME/artifacts whose sha256 is still the registered one is deleted; \
+            any other file the row names (outside the store, or replaced since) is left, with a warning.
 
             EXAMPLES
               ner-register rm conll:2
@@ -479,13 +484,13 @@ struct Remove: ParsableCommand {
     @OptionGroup var options: RegistryOptions
 
     func run() throws {
-        try runTool("ner-register", options.common) { _ in
+        try runTool("ner-register", options.common) { log in
             let registry = try options.open()
             let found = model.contains(":") ? try registry.resolve(model) : try registry.model(model)
             guard let m = found else {
                 throw ToolError.noInput("unknown model \(model) (rm takes a model id or NAME:VERSION)")
             }
-            try registry.remove(modelId: m.modelId)
+            try registry.remove(modelId: m.modelId, warn: { log.warning("\($0)") })
             if let after = try registry.model(m.modelId) { Output.line(after.json) }
         }
     }
@@ -497,8 +502,9 @@ struct GC: ParsableCommand {
         abstract: "Delete the artifacts of all but the newest N models of every name.",
         discussion: """
             Keeps the N highest registered versions of every name and every model an alias points at; \
-            marks the others "collected" and deletes their artifact files. Prints one "type": "model" \
-            object per collected model (with --dry-run, per model it would collect).
+            marks the others "collected" and deletes their artifact files (as rm does: only files in \
+            $NER_HOME/artifacts that still match their sha256). Prints one "type": "model" object per \
+            collected model (with --dry-run, per model it would collect).
 
             EXAMPLES
               ner-register gc --keep 5
@@ -525,7 +531,7 @@ struct GC: ParsableCommand {
     func run() throws {
         try runTool("ner-register", options.common) { log in
             let registry = try options.open()
-            let collected = try registry.gc(keep: keep, dryRun: dryRun)
+            let collected = try registry.gc(keep: keep, dryRun: dryRun, warn: { log.warning("\($0)") })
             if table {
                 printTable(["NAME", "VERSION", "STATUS", "BYTES", "ARTIFACT"], collected.map {
                     [$0.name, String($0.version), $0.status, $0.bytes.map(String.init) ?? "-", $0.artifact]
@@ -571,7 +577,7 @@ struct Jobs: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let rows = try options.open().jobs(status: status)
+            let rows = try options.open(readOnly: true).jobs(status: status)
             if table {
                 printTable(["JOB_ID", "STATUS", "ATTEMPT", "UPDATED", "BACKEND_ID", "ERROR"], rows.map {
                     [$0.jobId, $0.status, String($0.attempt), $0.updatedAt, $0.backendId ?? "-", $0.error ?? ""]
@@ -608,8 +614,8 @@ struct JobTransitions: ParsableCommand {
 
     func run() throws {
         try runTool("ner-register", options.common) { _ in
-            let registry = try options.open()
-            guard try registry.job(jobId) != nil else { throw ToolError.noInput("unknown job \(jobId)") }
+            let registry = try options.open(readOnly: true)
+            guard try registry.job(jobId) != nil else { throw ToolError.noInput("unknown job \(clipped(jobId))") }
             let rows = try registry.transitions(jobId: jobId)
             if table {
                 printTable(["AT", "STATUS", "ATTEMPT", "HOST", "PID", "DETAIL"], rows.map {

@@ -28,7 +28,8 @@ struct Tool: ParsableCommand {
         draining after SIGTERM.
           GET /metrics     Prometheus text: requests by path and status, errors, latency and batch \
         size histograms, queue depth, the model as ner_model_info labels, reloads, memory.
-          GET /v1/models   The model being served: id, name, version, folder, entity types.
+          GET /v1/models   The model being served: id, name, version, folder, entity types; and \
+        last_reload_error ({"at", "error"} of the last failed reload, null once one succeeds).
 
         ERRORS (a JSON body {"error": "..."} every time; the server keeps serving)
           400 invalid UTF-8, invalid JSON, or JSON without a string "text" / list "texts"
@@ -45,11 +46,17 @@ struct Tool: ParsableCommand {
         model folder or tarball. When it names a registry entry, the registry is polled every \
         --poll-interval seconds and the model is reloaded when the name or alias points elsewhere \
         (`ner-register promote`). SIGHUP reloads it at any time. The new model is loaded and \
-        warmed up beside the old one and swapped in at once; no request fails during the switch.
+        warmed up beside the old one and swapped in at once; no request fails during the switch. \
+        A reload that fails (a missing or malformed model) keeps the old model serving, logs the \
+        cause, shows it as last_reload_error in /v1/models and counts it in \
+        ner_model_reloads_total{result="failure"}; polling does not retry that model until the name \
+        points elsewhere or SIGHUP asks again.
 
         SIGNALS
           SIGTERM, SIGINT  stop accepting connections, answer every request in flight (queued \
-        batches run at once, without waiting out --max-batch-delay), exit 0.
+        batches run at once, without waiting out --max-batch-delay), exit 0. Every answer from then \
+        on carries "Connection: close"; a keep-alive connection idle at that moment stays open half \
+        a second for a request already on its way, then closes.
           SIGHUP           reload the model.
 
         LOGS (stderr)

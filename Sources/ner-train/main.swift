@@ -12,7 +12,7 @@ struct Tool: ParsableCommand {
         commandName: "ner-train",
         abstract: "Train a named-entity tagger (BiLSTM-CNN-CRF on OpenBLAS) from CoNLL data.",
         discussion: """
-        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one model per record that has a "spec", and prints the record again with "model_id", "model_dir", "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do fields ner-train does not know. With no record on the input, the flags alone describe the job (--train is then required). Flags override the record's spec fields.
+        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one model per record that has a "spec", and prints the record again with "model_id", "model_dir", "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do fields ner-train does not know outside the spec; an unknown spec field (a misspelling such as "epoch") is exit 65 naming it. The data files must be regular files. With no record on the input, the flags alone describe the job (--train is then required). Flags override the record's spec fields.
 
         DATA
         CoNLL column files: token in the first column, tag in the last (IOB1, IOB2/BIO or BIOES); blank lines end sentences; -DOCSTART- lines are skipped. --embeddings takes word vectors in word2vec/GloVe text format, plain or .gz; their dimension sets the word-vector size (spec.word_dim applies without them). spec.hidden_size is the BiLSTM's total width (half per direction).
@@ -22,6 +22,7 @@ struct Tool: ParsableCommand {
           metrics.json: dev (and test) precision, recall and F1, overall and per type
           history.ndjson: one line per epoch with loss, dev F1, seconds, tokens/s
           checkpoint/: the last epoch's full state, for --resume
+        The folder is built as a hidden sibling, .NAME.partial, and renamed into place when training ends; a run that fails removes it, except one that diverged, whose checkpoint stays there for --resume.
         Progress goes to stderr: a bar on a terminal, one line per epoch otherwise.
 
         TRAINING
@@ -129,6 +130,8 @@ struct Tool: ParsableCommand {
 
     func trainOne(_ input: JSON, context: String?, log: Logger) throws -> JSON {
         var specJSON = input["spec"]?.objectValue ?? [:]
+        // A misspelt field would otherwise train with the default, as if it had been set.
+        if let problem = JobSpec.unknownField(in: specJSON) { throw ToolError.data("\(context ?? "job"): \(problem)") }
         var spec: JobSpec
         do { spec = try JSON.object(specJSON).decode(JobSpec.self) } catch {
             throw ToolError.data("\(context ?? "job"): spec: malformed (\(error.localizedDescription))")

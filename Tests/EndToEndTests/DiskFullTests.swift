@@ -8,16 +8,13 @@ import Glibc
 
 /// A full disk must never leave a half-written job: every queued file parses, nothing is left in
 /// tmp/, and the tool says what went wrong in one line. Needs root to mount a tiny tmpfs.
-@Suite struct DiskFullTests {
+@Suite(.enabled(if: Mounts.canMount, "needs root (CAP_SYS_ADMIN) to mount a tiny tmpfs as a full disk"))
+struct DiskFullTests {
     @Test func queueOnAFullDiskWritesWholeJobsOrNothing() throws {
         let t = TempDir("ner-full"); defer { t.remove() }
         let mountPoint = t.file("fs")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=96k") == 0 else {
-            print("skipping: cannot mount a tmpfs here (\(errnoString())); run as root to test a full disk")
-            return
-        }
-        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        try Mounts.tmpfs(mountPoint, size: "96k")
+        defer { Mounts.unmount(mountPoint) }
         let train = t.write("train.txt", "EU I-ORG\n\n")
         let line = #"{"name":"full","train":"\#(train)"}"#
         var failures: [RunResult] = []
@@ -42,5 +39,23 @@ import Glibc
             #expect(j["spec"]?["train"]?.stringValue == train)
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/spool/tmp").isEmpty)
+    }
+
+    /// ner-train builds the model folder as a hidden `.NAME.partial` sibling and renames it at the
+    /// end; a run that fills the disk removes it, so no half-written model is left to be packed.
+    /// 3 MB hold the model files (1.5 MB of weights) but not the checkpoint (4.5 MB) after them.
+    @Test func trainOnAFullDiskLeavesNoPartialModel() throws {
+        let t = TempDir("ner-full-train"); defer { t.remove() }
+        let mountPoint = t.file("fs")
+        try Mounts.tmpfs(mountPoint, size: "3m")
+        defer { Mounts.unmount(mountPoint) }
+        let data = TestTools.repoRoot + "/examples/data"
+        let r = try run("ner-train", ["--train", data + "/dev.txt", "--dev", data + "/test.txt", "--epochs", "2",
+                                      "--output", mountPoint + "/model", "--quiet"],
+                        stdin: "")
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("No space left on device"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint) == [])
     }
 }

@@ -133,6 +133,26 @@ import Glibc
         #expect(files(t, "done").count == 3)
     }
 
+    /// A dispatcher that died after committing a job's end to the registry but before moving its
+    /// claim to done/: the next one moves the claim, and neither runs the job again nor records it twice.
+    @Test func jobRecordedDoneBeforeItsClaimMovedIsNotRunAgain() throws {
+        let t = TempDir("ner-done-window"); defer { t.remove() }
+        let ids = try queue(t, count: 1)
+        let command = #"cat > /dev/null; echo "$NER_JOB_ID $NER_ATTEMPT" >> "\#(t.path)/ran""#
+        let first = try run("ner-dispatch", ["--home", t.path, "--drain", "--poll", "0.05", "--command", command])
+        #expect(first.status == 0, "\(first.stderr)")
+        // Put the claim back as the dead dispatcher left it: in cur/, owned by a dead process here.
+        let done = try #require(files(t, "done").first)
+        #expect(rename("\(t.path)/spool/done/\(done)", "\(t.path)/spool/cur/\(done)@\(ProcessIdentity.current.host)@4194997@9") == 0)
+        let second = try run("ner-dispatch", ["--home", t.path, "--drain", "--poll", "0.05", "--command", command])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(lines(t.file("ran")) == ["\(ids[0]) 1"])
+        #expect(files(t, "done") == [done])
+        #expect(files(t, "cur").isEmpty && files(t, "new").isEmpty)
+        let registry = try Registry(path: t.path + "/registry.sqlite")
+        #expect(try registry.transitions(jobId: ids[0]).map { "\($0.status)/\($0.attempt)" } == ["queued/1", "running/1", "done/1"])
+    }
+
     /// The real pipeline, its dispatcher killed mid-training: the orphan finishes and registers,
     /// and the next dispatcher records that instead of training again. One job, one model.
     @Test func killedPipelineRegistersOneModel() throws {

@@ -5,13 +5,14 @@ import Testing
 import TestSupport
 
 /// The whole toolchain on the shipped example data: queue → dispatch (ner-train | ner-pack |
-/// ner-register) → promote → infer, through the real executables.
+/// ner-register) → promote → infer, through the real executables. The model is trained long
+/// enough to find entities, so inference is checked on real answers.
 @Suite struct PipelineTests {
     @Test func queueDispatchTrainPackRegisterInfer() throws {
         let t = TempDir("ner-pipeline"); defer { t.remove() }
         let data = TestTools.repoRoot + "/examples/data"
         let q = try run("ner-queue", ["--home", t.path, "--name", "wiki", "--train", data + "/train.txt",
-                                      "--dev", data + "/dev.txt", "--test", data + "/test.txt", "--epochs", "2",
+                                      "--dev", data + "/dev.txt", "--test", data + "/test.txt", "--epochs", "6",
                                       "--hidden-size", "32", "--word-dim", "32", "--char-dim", "16", "--threads", "2"])
         #expect(q.status == 0, "\(q.stderr)")
         let jobId = try JSON.parse(q.stdout)["job_id"]!.stringValue!
@@ -28,7 +29,7 @@ import TestSupport
         let model = try #require(try registry.resolve("wiki"))
         #expect(model.version == 1)
         #expect(job.modelId == model.modelId)
-        #expect(model.metrics?["dev"]?["f1"]?.doubleValue != nil)
+        #expect(model.metrics?["dev"]?["f1"]?.doubleValue ?? 0 > 0.1, "\(String(describing: model.metrics))")
         #expect(fileExists(model.artifact))
         #expect(try run("ner-pack", ["--verify", model.artifact]).status == 0)
 
@@ -47,6 +48,11 @@ import TestSupport
         #expect(inf.status == 0, "\(inf.stderr)")
         let out = try inf.lines.map { try JSON.parse($0) }
         #expect(out.count == 3)
+        // Six epochs on the example data are enough to find names in these sentences: a model that
+        // finds none fails here rather than passing the checks below with nothing to check.
+        let found = out.flatMap { $0["entities"]?.arrayValue ?? [] }.compactMap { $0["text"]?.stringValue }
+        #expect(!Set(found).isDisjoint(with: ["George Washington", "United States", "Peter Blackburn", "Brussels"]),
+                "entities found: \(found)")
         let inputs = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
         for (line, result) in zip(inputs, out) {
             #expect(result["text"]?.stringValue == line)

@@ -2,6 +2,9 @@ import Foundation
 import NERCore
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// ner-queue: valid jobs land in spool/new; bad input exits with its documented code, one line,
 /// and writes nothing.
@@ -51,7 +54,14 @@ import TestSupport
         ("{\"train\":\"TRAIN\"}\n{broken\n", [String](), Int32(65), "stdin:2:"),
         ("{\"train\":\"/nonexistent/train.txt\"}\n", [], 66, "/nonexistent/train.txt"),
         ("{\"train\":\"TRAIN\",\"epochs\":-2}\n", [], 65, "epochs"),
-        ("{\"train\":\"TRAIN\",\"epoch\":2}\n", [], 65, "unknown field 'epoch'"),
+        ("{\"train\":\"TRAIN\",\"epoch\":2}\n", [], 65, "unknown field 'epoch' (did you mean 'epochs'?)"),
+        ("{\"spec\":{\"train\":\"TRAIN\",\"bogus_field\":3}}\n", [], 65, "stdin:1: unknown field 'spec.bogus_field'"),
+        ("", ["--train", "/dev/zero"], 66, "train file /dev/zero: not a regular file"),
+        ("{\"train\":\"/dev/zero\"}\n", [], 66, "stdin:1: train file /dev/zero: not a regular file"),
+        ("{\"train\":\"TRAIN\",\"dev\":\"/tmp\"}\n", [], 66, "dev file /tmp: not a regular file"),
+        ("{\"train\":\"TRAIN\\u0000.old\"}\n", [], 65, "stdin:1: train path contains a NUL byte"),
+        ("", ["--train", "TRAIN", "--time", "soon"], 64, "resources.time 'soon' is not a Slurm time"),
+        ("{\"train\":\"TRAIN\",\"resources\":{\"time\":\"1:2:3:4\"}}\n", [], 65, "stdin:1: resources.time '1:2:3:4'"),
         ("{\"train\":\"TRAIN\",\"epochs\":\"ten\"}\n", [], 65, "epochs: expected a number"),
         ("[1,2]\n", [], 65, "expected a JSON object"),
         ("", ["--train", "TRAIN", "--epochs=-2"], 64, "epochs"),
@@ -71,6 +81,46 @@ import TestSupport
         #expect(r.stdout.isEmpty)
         #expect(spoolFiles(t.path, "new").isEmpty)
         #expect(spoolFiles(t.path, "tmp").isEmpty)
+    }
+
+    /// A huge value is shown cut, with its size, so one bad request cannot flood a terminal or log.
+    @Test func longValuesAreCutInErrors() throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let name = String(repeating: "n", count: 10 << 20)
+        let r = try run("ner-queue", ["--home", t.path], stdin: #"{"name":"\#(name)","train":"\#(train)"}"# + "\n")
+        #expect(r.status == 65)
+        #expect(r.stderr == "ner-queue: error: stdin:1: name '\(name.prefix(80))… (10485760 bytes)' must be 1-64 letters, "
+                + "digits, '.', '_' or '-', not starting with '.' or '-'\n")
+        let show = try run("ner-queue", ["--home", t.path, "--show", String(repeating: "j", count: 100_000)])
+        #expect(show.status == 66)
+        #expect(show.stderr.utf8.count < 300, "\(show.stderr.prefix(300))")
+    }
+
+    /// With `sinfo` on PATH, a partition it does not list is refused when queuing rather than by
+    /// three failed submissions later; a `sinfo` that cannot answer only warns.
+    @Test func partitionsAreCheckedWithSinfo() throws {
+        let t = TempDir(); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let bin = t.file("bin")
+        t.write("bin/sinfo", "#!/bin/sh\n[ -n \"$SINFO_FAILS\" ] && { echo 'sinfo: cannot reach the controller' >&2; exit 1; }\necho cpu; echo gpu; echo gpu\n")
+        chmod(t.file("bin/sinfo"), 0o755)
+        let env = ["PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        let ok = try run("ner-queue", ["--home", t.path, "--train", train, "--partition", "gpu"], env: env)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let flag = try run("ner-queue", ["--home", t.path, "--train", train, "--partition", "gpux"], env: env)
+        #expect(flag.status == 64)
+        #expect(flag.stderr == "ner-queue: error: resources.partition 'gpux' is not a Slurm partition here (sinfo lists cpu, gpu)\n")
+        let line = #"{"train":"\#(train)","resources":{"partition":"big"}}"# + "\n"
+        let data = try run("ner-queue", ["--home", t.path], stdin: line, env: env)
+        #expect(data.status == 65)
+        #expect(data.stderr.hasPrefix("ner-queue: error: stdin:1: resources.partition 'big'"), "\(data.stderr)")
+        var failing = env
+        failing["SINFO_FAILS"] = "1"
+        let warned = try run("ner-queue", ["--home", t.path, "--train", train, "--partition", "gpux"], env: failing)
+        #expect(warned.status == 0, "\(warned.stderr)")
+        #expect(warned.stderr.contains("warning: cannot check resources.partition: sinfo failed: sinfo: cannot reach the controller"))
+        #expect(spoolFiles(t.path, "new").count == 2)
     }
 
     @Test func cancelAQueuedJobDeadLettersIt() throws {

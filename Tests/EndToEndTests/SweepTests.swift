@@ -98,6 +98,45 @@ enum FakeTraining {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).isEmpty)
     }
 
+    /// A grid's size is the product of its lists: ten lists of ten values ask for 10^10 trials.
+    /// The count is refused (64, naming it) before any trial is built, at once and in little memory.
+    @Test func aHugeGridIsRefusedBeforeItIsBuilt() throws {
+        let t = TempDir("ner-sweep-huge"); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let keys = ["epochs", "batch_size", "hidden_size", "word_dim", "char_dim", "seed", "threads", "patience",
+                    "learning_rate", "dropout"]
+        let values = (1...10).map { "0.0\($0)" }.joined(separator: ",")
+        let grid = keys.map { #""\#($0)":[\#(values)]"# }.joined(separator: ",")
+        let f = t.write("huge.json", #"{"base":{"train":"\#(train)"},"grid":{\#(grid)}}"#)
+        let started = Date()
+        let r = try run("ner-queue", ["--home", t.path, "--sweep", f])
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr == "ner-queue: error: \(f): the sweep has 10000000000 trials, more than --max-trials 10000; "
+                + "narrow it or raise --max-trials\n")
+        let (status, peakKiB) = try runMeasuringMemory("ner-queue", ["--home", t.path, "--sweep", "-"], input: f,
+                                                       output: t.file("out.txt"))
+        #expect(status == 64)
+        #expect(peakKiB < 100_000, "peak \(peakKiB) KiB")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).isEmpty)
+    }
+
+    @Test func maxTrialsSetsTheLimit() throws {
+        let t = TempDir("ner-sweep-max"); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let grid = t.write("grid.json", #"{"base":{"train":"\#(train)"},"grid":{"seed":[1,2,3]}}"#)
+        let random = t.write("random.json", #"{"base":{"train":"\#(train)"},"trials":5,"random":{"seed":{"int":[1,9]}}}"#)
+        for (file, limit, status, says) in [(grid, "2", Int32(64), "the sweep has 3 trials, more than --max-trials 2"),
+                                            (random, "4", 64, "the sweep has 5 trials, more than --max-trials 4"),
+                                            (grid, "0", 64, "--max-trials must be 1 or more"),
+                                            (grid, "3", 0, ""), (random, "5", 0, "")] {
+            let r = try run("ner-queue", ["--home", t.path, "--sweep", file, "--max-trials", limit])
+            #expect(r.status == status, "\(file) --max-trials \(limit): \(r.stderr)")
+            #expect(says.isEmpty || r.stderr.contains(says), "\(r.stderr)")
+            #expect(r.lines.count == (status == 0 ? Int(limit)! : 0))
+        }
+    }
+
     /// A random sweep is reproducible for its seed.
     @Test func randomSweepIsReproducible() throws {
         let t = TempDir("ner-sweep-random"); defer { t.remove() }

@@ -7,6 +7,7 @@ import TestSupport
 /// $NER_HOME is written under a temp name, made durable (fsync or syncfs) and renamed into place.
 /// Append-only logs and SQLite's own files are the documented exceptions.
 @Suite struct WriteAuditTests {
+    static let haveStrace = FileManager.default.isExecutableFile(atPath: "/usr/bin/strace")
     static let appendOnly = ["/logs/", "/spool/events/", "/spool/run/", "dispatch.lock", "registry.sqlite"]
 
     struct Violation: CustomStringConvertible {
@@ -76,11 +77,8 @@ import TestSupport
         return r
     }
 
-    @Test func queueAndDispatchWriteEveryFileAtomically() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
-            print("skipping: strace is not installed (make deps installs it for make test)")
-            return
-        }
+    @Test(.enabled(if: Self.haveStrace, "strace is not installed (make deps installs it for make test)"))
+    func queueAndDispatchWriteEveryFileAtomically() throws {
         let t = TempDir("ner-audit"); defer { t.remove() }
         let home = t.path + "/home"
         let train = t.write("train.txt", "EU I-ORG\n\n")
@@ -92,11 +90,8 @@ import TestSupport
         #expect(c.status == 0)
     }
 
-    @Test func trainPackRegisterInferWriteEveryFileAtomically() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
-            print("skipping: strace is not installed (make deps installs it for make test)")
-            return
-        }
+    @Test(.enabled(if: Self.haveStrace, "strace is not installed (make deps installs it for make test)"))
+    func trainPackRegisterInferWriteEveryFileAtomically() throws {
         let t = TempDir("ner-audit2"); defer { t.remove() }
         let home = t.path + "/home"
         let data = TestTools.repoRoot + "/examples/data"

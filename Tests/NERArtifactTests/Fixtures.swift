@@ -39,6 +39,8 @@ enum CraftedEntry {
     case file(String, Data)
     case symlink(String, target: String)
     case hardlink(String, target: String)
+    /// A file of `size` zero bytes, streamed (a decompression bomb's payload).
+    case zeros(String, size: Int)
 }
 
 /// Writes a gzip'd pax tarball with exactly these entries, in this order.
@@ -71,6 +73,19 @@ func craftTarball(_ path: String, _ entries: [CraftedEntry]) {
             archive_entry_set_filetype(e, 0o100000)
             archive_entry_set_hardlink(e, target)
             archive_entry_set_size(e, 0)
+        case .zeros(let p, let size):
+            archive_entry_set_pathname(e, p)
+            archive_entry_set_filetype(e, 0o100000)
+            archive_entry_set_size(e, Int64(size))
+            precondition(archive_write_header(a, e) == ARCHIVE_OK)
+            let chunk = [UInt8](repeating: 0, count: 1 << 20)
+            var left = size
+            while left > 0 {
+                let n = min(left, chunk.count)
+                precondition(archive_write_data(a, chunk, n) == n)
+                left -= n
+            }
+            continue
         }
         precondition(archive_write_header(a, e) == ARCHIVE_OK)
         if !body.isEmpty {

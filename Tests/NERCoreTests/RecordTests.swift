@@ -65,14 +65,19 @@ import TestSupport
     }
 
     @Test func jobSpecValidationNamesTheField() throws {
-        var s = JobSpec(train: "/dev/null")
+        let t = TempDir(); defer { t.remove() }
+        var s = JobSpec(train: t.write("train.txt", "EU B-ORG\n"))
         s.dropout = 1.5
         #expect(throws: ToolError.self) { try s.validate() }
         s.dropout = 0.5
         try s.validate()
-        s.train = "/nonexistent"
-        do { try s.validate(); Issue.record("expected an error") } catch let e as ToolError {
-            #expect(e.status == .noInput)
+        for (train, says) in [("/nonexistent", "train file /nonexistent: no such file"),
+                              ("/dev/null", "train file /dev/null: not a regular file")] {
+            s.train = train
+            do { try s.validate(); Issue.record("expected an error") } catch let e as ToolError {
+                #expect(e.status == .noInput)
+                #expect(e.message == says)
+            }
         }
     }
 

@@ -165,6 +165,58 @@ enum Synthetic {
         #expect(badJob.stderr.contains("stdin:1") && badJob.stderr.contains("epochs"))
     }
 
+    /// A misspelt or unknown spec field must not train with the default as if it had been set.
+    @Test(arguments: [
+        (#""bogus_field":3"#, "unknown field 'spec.bogus_field'"),
+        (#""epoch":50"#, "unknown field 'spec.epoch' (did you mean 'spec.epochs'?)"),
+        (#""resources":{"tme":"1:00:00"}"#, "unknown field 'spec.resources.tme' (did you mean 'spec.resources.time'?)"),
+    ])
+    func unknownSpecFieldsAreRefused(field: String, says: String) throws {
+        let dir = TempDir("engine-spec")
+        defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(8, seed: 1))
+        let job = #"{"name":"typo","spec":{"train":"\#(train)","epochs":1,\#(field)}}"# + "\n"
+        let r = try run("ner-train", ["--output", dir.file("m"), "--quiet"], stdin: job)
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr == "ner-train: error: stdin:1: \(says)\n")
+        #expect(r.stdout.isEmpty)
+        #expect(!fileExists(dir.file("m")))
+    }
+
+    /// Training data must be a regular file named by exactly the path recorded: a device would be
+    /// read forever, and a NUL would make open(2) read a file other than the recorded one.
+    /// (Without the check, ner-train reads /dev/zero until memory runs out: the time limit fails it.)
+    @Test(.timeLimit(.minutes(1))) func dataFilesMustBeRegularFilesWithoutNUL() throws {
+        let dir = TempDir("engine-files")
+        defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(8, seed: 1))
+        let zero = try run("ner-train", ["--train", "/dev/zero", "--output", dir.file("m"), "--epochs", "1"])
+        #expect(zero.status == 66, "\(zero.stderr)")
+        #expect(zero.stderr == "ner-train: error: train file /dev/zero: not a regular file\n")
+        let folder = try run("ner-train", ["--train", dir.path, "--output", dir.file("m"), "--epochs", "1"])
+        #expect(folder.status == 66, "\(folder.stderr)")
+        #expect(folder.stderr.contains("not a regular file"), "\(folder.stderr)")
+
+        let nul = #"{"spec":{"train":"\#(train)\u0000.extra","epochs":1}}"# + "\n"
+        let n = try run("ner-train", ["--output", dir.file("m"), "--quiet"], stdin: nul)
+        #expect(n.status == 65, "\(n.stderr)")
+        #expect(n.stderr == "ner-train: error: stdin:1: train path contains a NUL byte\n")
+        #expect(!fileExists(dir.file("m")))
+    }
+
+    /// A finished run leaves its model folder and nothing else: the hidden partial folder it was
+    /// built in has been renamed into place.
+    @Test func aFinishedRunLeavesNoPartialFolder() throws {
+        let dir = TempDir("engine-partial")
+        defer { dir.remove() }
+        let train = dir.write("data/train.txt", Synthetic.corpus(16, seed: 1))
+        let r = try run("ner-train", ["--output", dir.file("out/model"), "--quiet"], stdin: Synthetic.job(train: train, dev: nil, epochs: 1))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("out")) == ["model"])
+        #expect(fileExists(dir.file("out/model/model.json")) && fileExists(dir.file("out/model/checkpoint/state.json")))
+        #expect(try JSON.parse(try #require(r.lines.first))["model_dir"]?.stringValue == dir.file("out/model"))
+    }
+
     @Test func gzippedVectorsAreRead() throws {
         let dir = TempDir("engine-gz")
         defer { dir.remove() }
@@ -212,7 +264,7 @@ enum Synthetic {
         #expect(status { _ = try NERModel.load(dir.file("m")) } == nil)
     }
 
-    @Test func trainsOnExamplesAndOnConllWhenPresent() throws {
+    @Test func trainsOnExamples() throws {
         let dir = TempDir("engine-examples")
         defer { dir.remove() }
         let data = TestTools.repoRoot + "/examples/data"
@@ -227,11 +279,13 @@ enum Synthetic {
         let model = try NERModel.load(dir.file("wiki"))
         #expect(model.name == "wikigold")
         #expect(model.predict([["John", "lives", "in", "London", "."]])[0].tags.count == 5)
+    }
 
-        guard let shared = TestTools.sharedData else {
-            print("skipping the CoNLL-2003 part: no shared data folder (../shared/data) beside the checkout")
-            return
-        }
+    @Test(.enabled(if: TestTools.sharedData != nil, "needs the CoNLL-2003 files in ../shared/data"))
+    func trainsOnASampleOfConll() throws {
+        let dir = TempDir("engine-conll")
+        defer { dir.remove() }
+        let shared = try #require(TestTools.sharedData)
         // The first 1000 sentences of CoNLL-2003 (IOB1), one epoch: reading, conversion and training at real scale.
         let lines = try String(contentsOfFile: shared + "/conll2003/train.txt", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
         var text = "", sentences = 0

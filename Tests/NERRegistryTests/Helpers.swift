@@ -17,12 +17,13 @@ struct Fixture {
     var home: String { dir.path }
     var artifacts: String { dir.file("artifacts") }
 
-    /// A stand-in artifact for library tests: the library checks that the file exists, not its
-    /// content (ner-register verifies the tarball before it calls `register`).
+    /// A stand-in artifact in the store for library tests: the library checks that the file exists
+    /// and (to delete it) that its sha256 is the record's, not that it is a tarball (ner-register
+    /// verifies the tarball before it calls `register`).
     func fakePacked(name: String, metrics: JSON? = nil, jobId: String? = nil) -> JSON {
         let id = Job.makeId(name: name)
         let path = dir.write("artifacts/\(id).tar.zst", "not a real tarball \(id)")
-        let sha = (UUID().uuidString + UUID().uuidString).replacingOccurrences(of: "-", with: "").lowercased()
+        let sha = try! Artifact.sha256(ofFile: path)
         var r: JSON = ["schema": 1, "name": .string(name), "model_id": .string(id), "status": "packed",
                        "artifact": .string(path), "sha256": .string(sha), "extra": ["kept": true]]
         if let metrics { r["metrics"] = metrics }

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NERArtifact
 import NERCore
 import Testing
 import TestSupport
@@ -332,6 +333,61 @@ struct ServeTests {
         #expect(s.stderr.contains("switched from model tiny-a to tiny-b"))
     }
 
+    /// A model whose model.json is out of range (max_word_chars -5 made the server abort while
+    /// loading it) is promoted while the server serves: the old model keeps serving, and the cause
+    /// shows in the log, in /v1/models and in /metrics.
+    @Test func aBrokenModelPromotedWhileServingLeavesTheOldOneServing() throws {
+        if let problem = Fixture.shared.problem { throw Failure(problem) }
+        let home = try Fixture.shared.registryHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        // ner-pack refuses such a folder, so it is packed by the library, as another writer might.
+        let broken = home + "/broken-model"
+        try FileManager.default.copyItem(atPath: Fixture.shared.modelDir, toPath: broken)
+        var json = try JSON.parse(try #require(FileManager.default.contents(atPath: broken + "/model.json")))
+        var config = try #require(json["config"])
+        config["max_word_chars"] = -5
+        json["config"] = config
+        try json.prettyEncoded().write(to: URL(fileURLWithPath: broken + "/model.json"))
+        let packed = try Artifact.pack(modelDir: broken, modelId: "tiny-broken", name: "tiny", into: home + "/artifacts")
+        let record: JSON = ["schema": 1, "status": "packed", "name": "tiny", "artifact": .string(packed.path),
+                            "sha256": .string(packed.sha256), "model_id": "tiny-broken"]
+        let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+        try #require(registered.status == 0, "\(registered.stderr)")
+
+        let s = try ServerProcess(["--model", "tiny", "--home", home, "--poll-interval", "0.2"])
+        #expect(try servedModel(s) == "tiny-a")
+        #expect(try s.get("/v1/models").json?["last_reload_error"] == .null)
+        let promoted = try run("ner-register", ["promote", "tiny-broken", "--home", home, "--quiet"])
+        try #require(promoted.status == 0, "\(promoted.stderr)")
+        let deadline = Date().addingTimeInterval(15)
+        var models = try s.get("/v1/models").json
+        while models?["last_reload_error"] == .null && Date() < deadline {
+            usleep(50_000)
+            models = try s.get("/v1/models").json
+        }
+        let problem = try #require(models?["last_reload_error"]?["error"]?.stringValue, "no reload error reported")
+        #expect(problem.contains("config.max_word_chars is -5"), "\(problem)")
+        #expect(models?["last_reload_error"]?["at"]?.stringValue != nil)
+        #expect(models?["models"]?.arrayValue?.first?["id"]?.stringValue == "tiny-a")
+
+        // Still serving the old model, and polling does not load the broken one again and again.
+        usleep(1_000_000)
+        let reply = try s.post("/ner", Data(Self.sample.utf8), type: "text/plain")
+        #expect(reply.status == 200)
+        #expect(reply.headers["x-model-id"] == "tiny-a")
+        let metrics = try s.get("/metrics").text
+        #expect(metrics.contains("ner_model_reloads_total{result=\"failure\"} 1\n"), "\(metrics)")
+        #expect(s.stderr.contains("failed, still serving tiny-a"), "\(s.stderr)")
+
+        // A good model promoted next is served, and the error is cleared.
+        #expect(try run("ner-register", ["promote", "tiny-b", "--home", home, "--quiet"]).status == 0)
+        let again = Date().addingTimeInterval(15)
+        while (try? servedModel(s)) != "tiny-b" && Date() < again { usleep(50_000) }
+        #expect(try servedModel(s) == "tiny-b")
+        #expect(try s.get("/v1/models").json?["last_reload_error"] == .null)
+        #expect(s.stop() == 0)
+    }
+
     @Test func sighupReloadsUnderLoad() throws {
         let s = try server()
         let load = Load(server: s, clients: 3)
@@ -374,6 +430,27 @@ struct ServeTests {
         #expect(Date().timeIntervalSince(signalled) < 60)
         // Once drained, nothing listens any more.
         #expect((try? curl(["--max-time", "2", s.base + "/healthz"]).status) == 0)
+    }
+
+    /// Keep-alive clients sending request after request when SIGTERM arrives, over several runs (a
+    /// connection caught between two requests was reset in about half of them): every request a
+    /// client sent is answered, and a connection that carried one ends with `Connection: close`.
+    @Test func sigtermAnswersEveryRequestSentOnAKeepAliveConnection() throws {
+        for run in 0..<5 {
+            let s = try server()
+            let clients = (0..<8).map { _ in KeepAliveClient(port: s.port, body: Self.sample) }
+            let group = DispatchGroup()
+            for c in clients { onThread(group) { c.run() } }
+            usleep(300_000)
+            kill(s.process.processIdentifier, SIGTERM)
+            group.wait()
+            s.process.waitUntilExit()
+            #expect(s.process.terminationStatus == 0)
+            for (i, c) in clients.enumerated() {
+                #expect(c.failure == nil, "run \(run), client \(i): \(c.failure ?? "")")
+                #expect(c.answered > 0, "run \(run), client \(i) got no answer at all")
+            }
+        }
     }
 
     @Test func idleWorkersSplitWhatIsQueued() throws {
@@ -533,5 +610,74 @@ final class Statuses: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return retries
+    }
+}
+
+/// A keep-alive client as a browser or an HTTP library is one: it sends its next request as soon as
+/// the last answer is in, unless that answer said `Connection: close` or the server has closed the
+/// connection in between. A request sent and never answered is its failure.
+final class KeepAliveClient: @unchecked Sendable {
+    let port: Int
+    let request: String
+    private(set) var answered = 0
+    private(set) var failure: String?
+
+    init(port: Int, body: String) {
+        self.port = port
+        request = "POST /ner HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    func run() {
+        guard let c = try? RawConnection(port: port) else {
+            failure = "cannot connect"
+            return
+        }
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        while true {
+            var probe: UInt8 = 0
+            let peek = recv(c.fd, &probe, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if peek == 0 || (peek < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return }  // closed while idle
+            c.send(request)
+            guard let head = readAnswer(c.fd) else {
+                failure = "request \(answered + 1) was sent and never answered (errno \(errno))"
+                return
+            }
+            guard head.hasPrefix("HTTP/1.1 200") else {
+                failure = "answered \(head.prefix(40))"
+                return
+            }
+            answered += 1
+            if head.lowercased().contains("\r\nconnection: close") { return }
+        }
+    }
+
+    /// Reads one whole response; its head, or nil when the connection ended first.
+    private func readAnswer(_ fd: Int32) -> String? {
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var headEnd: Int?
+        var length = 0
+        while true {
+            if headEnd == nil, let r = findHeadEnd(data) {
+                headEnd = r
+                let head = String(decoding: data[..<r], as: UTF8.self).lowercased()
+                if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }) {
+                    length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+            }
+            if let end = headEnd, data.count >= end + 4 + length {
+                return String(decoding: data[..<end], as: UTF8.self)
+            }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return nil }
+            data += buffer[0..<n]
+        }
+    }
+
+    private func findHeadEnd(_ d: [UInt8]) -> Int? {
+        guard d.count >= 4 else { return nil }
+        for i in 0...(d.count - 4) where d[i] == 13 && d[i + 1] == 10 && d[i + 2] == 13 && d[i + 3] == 10 { return i }
+        return nil
     }
 }

@@ -64,8 +64,9 @@ import Testing
         #expect(s.map(\.tags) == [["B-MISC", "O"], ["B-ORG", "I-ORG"]])
     }
 
-    @Test func readsTheSharedCoNLLDevFileWithItsPublishedCounts() throws {
-        guard let data = TestTools.sharedData else { return }
+    @Test(.enabled(if: TestTools.sharedData != nil, "needs the CoNLL-2003 files in ../shared/data"))
+    func readsTheSharedCoNLLDevFileWithItsPublishedCounts() throws {
+        let data = try #require(TestTools.sharedData)
         let s = try CoNLL.read(path: data + "/conll2003/dev.txt")
         #expect(s.count == 3250)
         #expect(s.reduce(0) { $0 + $1.tokens.count } == 51362)

@@ -160,3 +160,82 @@ public enum CUDAStandIn {
     /// Why `environment` is nil.
     nonisolated(unsafe) public static var problem = ""
 }
+
+/// Where a child's stdout goes in `runWithStdout`.
+public enum StdoutTarget {
+    /// A file opened for writing, such as /dev/full (every write fails with ENOSPC).
+    case file(String)
+    /// A pipe whose read end is already closed (every write fails with EPIPE).
+    case closedPipe
+}
+
+/// Runs a tool with stdin read from the file `input` and stdout sent to `stdout`; returns its exit
+/// status (-1 if killed by a signal) and its stderr.
+public func runWithStdout(_ tool: String, _ args: [String], input: String = "/dev/null", stdout: StdoutTarget,
+                          env: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    var err: [Int32] = [0, 0], out: [Int32] = [-1, -1]
+    guard pipe(&err) == 0 else { throw NSError(domain: "pipe", code: Int(errno)) }
+    posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
+    switch stdout {
+    case .file(let path):
+        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY, 0)
+    case .closedPipe:
+        guard pipe(&out) == 0 else { throw NSError(domain: "pipe", code: Int(errno)) }
+        close(out[0])  // no reader from the start, so the first write fails
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_addclose(&actions, out[1])
+    }
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+    posix_spawn_file_actions_addclose(&actions, err[0])
+    posix_spawn_file_actions_addclose(&actions, err[1])
+    let path = TestTools.path(tool)
+    var environment = ProcessInfo.processInfo.environment
+    for (k, v) in env { environment[k] = v }
+    let argv = ([path] + args).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    close(err[1])
+    if out[1] >= 0 { close(out[1]) }
+    guard rc == 0 else { close(err[0]); throw NSError(domain: "spawn", code: Int(rc)) }
+    let stderr = FileHandle(fileDescriptor: err[0], closeOnDealloc: true).readDataToEndOfFile()
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exited = status & 0x7F == 0
+    return (exited ? (status >> 8) & 0xFF : -1, String(decoding: stderr, as: UTF8.self))
+}
+
+/// Mounting file systems for the tests that need a full or read-only disk: needs root (or
+/// CAP_SYS_ADMIN); `canMount` says whether this machine allows it, for `.enabled(if:)`.
+public enum Mounts {
+    public static let canMount: Bool = {
+        let dir = TempDir("mount-probe")
+        defer { dir.remove() }
+        guard mount("tmpfs", dir.path, "tmpfs", 0, "size=64k") == 0 else { return false }
+        umount2(dir.path, Int32(MNT_DETACH))
+        return true
+    }()
+
+    /// Mounts a tmpfs of `size` (e.g. "96k") on `path`, created if needed.
+    public static func tmpfs(_ path: String, size: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard mount("tmpfs", path, "tmpfs", 0, "size=\(size)") == 0 else {
+            throw NSError(domain: "mount tmpfs on \(path): \(String(cString: strerror(errno)))", code: Int(errno))
+        }
+    }
+
+    /// Makes the file system mounted on `path` read-only.
+    public static func remountReadOnly(_ path: String) throws {
+        guard mount("tmpfs", path, "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), nil) == 0 else {
+            throw NSError(domain: "remount \(path) read-only: \(String(cString: strerror(errno)))", code: Int(errno))
+        }
+    }
+
+    public static func unmount(_ path: String) {
+        umount2(path, Int32(MNT_DETACH))
+    }
+}

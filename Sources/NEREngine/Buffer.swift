@@ -78,7 +78,10 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// Swift does not contract `a * b + c` on its own; the explicit fused multiply-adds halve the
 /// instruction count of the polynomial.
 @inline(__always) func fastExp(_ v: Float) -> Float {
-    let x = min(max(v, -87.3), 88.3)
+    // Comparisons rather than min/max, so NaN (from a corrupt model's weights) clamps too instead of
+    // reaching the Int32 conversion below.
+    let low: Float = v > -87.3 ? v : -87.3
+    let x: Float = low < 88.3 ? low : 88.3
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a libm call.
     let n = Float(12_582_912).addingProduct(x, 1.442_695_04) - 12_582_912
     let r = x.addingProduct(n, -0.693_359_375).addingProduct(n, 2.121_944_4e-4)

@@ -45,7 +45,7 @@ public enum Tokenizer {
             if TokenScanner.isTerminal(scalars, s, e) {
                 // Closing quotes and brackets after the terminal belong to this sentence: those glued to
                 // it, a straight double quote that closes an open one, and any at the very end.
-                while k < spans.count, !scanner.paragraphStarts.contains(k),
+                while k < spans.count, current.count < maxTokens, !scanner.paragraphStarts.contains(k),
                       TokenScanner.isCloser(scalars, spans[k].0, spans[k].1) {
                     let glued = spans[k].0 == spans[k - 1].1
                     let closesQuote = scalars[spans[k].0] == "\"" && openQuote(current)

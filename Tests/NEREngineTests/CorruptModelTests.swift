@@ -34,4 +34,59 @@ import TestSupport
         #expect(error?.status.rawValue == 65)
         #expect(error?.message.contains("vocab.bin: corrupt vocabulary") == true, "\(String(describing: error))")
     }
+
+    /// fuzz/model's weights.bin with the u64 at `offset` replaced.
+    func weightsWith(u64 value: UInt64, at offset: Int) throws -> [UInt8] {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/weights.bin")))
+        withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<offset + 8, with: $0) }
+        return bytes
+    }
+
+    @Test func weightsFileSizeOverInt64MaxIsRefused() throws {
+        let dir = TempDir("corrupt-size")
+        defer { dir.remove() }
+        let error = loadError(try modelWith("weights.bin", try weightsWith(u64: .max, at: 24), in: dir))
+        #expect(error?.status.rawValue == 65)
+        #expect(error?.message.hasSuffix("weights.bin: corrupt or truncated weights file") == true, "\(String(describing: error))")
+    }
+
+    @Test func weightsDataOffsetPastTheFileIsRefused() throws {
+        let dir = TempDir("corrupt-offset")
+        defer { dir.remove() }
+        let error = loadError(try modelWith("weights.bin", try weightsWith(u64: 0x7FFF_FFFF_FFFF_FFF0, at: 16), in: dir))
+        #expect(error?.status.rawValue == 65)
+        #expect(error?.message.hasSuffix("weights.bin: corrupt or truncated weights file") == true, "\(String(describing: error))")
+    }
+
+    @Test func configDimensionsThatWouldOverflowAreRefused() throws {
+        let dir = TempDir("corrupt-config")
+        defer { dir.remove() }
+        var model = try JSON.parse(try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/model.json")))
+        for (key, value) in [("hidden", Int64(1) << 62), ("word_vocab", -1)] {
+            var config = try #require(model["config"])
+            config[key] = .int(value)
+            model["config"] = config
+            let error = loadError(try modelWith("model.json", Array(model.encoded()), in: dir))
+            #expect(error?.status.rawValue == 65)
+            #expect(error?.message.contains("model.json: config values must be between 0 and 16777216") == true, "\(key): \(String(describing: error))")
+            try FileManager.default.removeItem(atPath: dir.file("model"))
+            model = try JSON.parse(try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/model.json")))
+        }
+    }
+
+    /// Not refused (loading does not read every weight), but tagging must not trap: the engine's
+    /// exp approximation converted NaN to an integer. Only the checked build (`make fuzz`, and
+    /// fuzz/corpus/model/nan-weights.model) trapped; the release build's engine is -Ounchecked.
+    @Test func nanWeightsStillTag() throws {
+        let dir = TempDir("corrupt-nan")
+        defer { dir.remove() }
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: TestTools.repoRoot + "/fuzz/model/weights.bin")))
+        let dataOffset = bytes[16..<24].reversed().reduce(0) { $0 << 8 | Int($1) }
+        for at in stride(from: dataOffset, to: bytes.count, by: 4) {
+            withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange(at..<at + 4, with: $0) }
+        }
+        let model = try NERModel.load(try modelWith("weights.bin", bytes, in: dir))
+        let predictions = model.predict([["EU", "rejects", "German", "call"], ["Peter"]])
+        #expect(predictions.map(\.tags.count) == [4, 1])
+    }
 }

@@ -19,6 +19,13 @@ import Testing
 
     func words(_ text: String) -> [String] { split(text).flatMap { $0 } }
 
+    @Test func closersAfterASentenceEndDoNotPassMaxTokens() {
+        let text = "They left." + String(repeating: ")", count: 10) + " Then"
+        let sentences = split(text, maxTokens: 4)
+        #expect(sentences.allSatisfy { $0.count <= 4 }, "\(sentences)")
+        #expect(sentences.flatMap { $0 } == ["They", "left", "."] + Array(repeating: ")", count: 10) + ["Then"])
+    }
+
     @Test func clitics() {
         #expect(words("Germany's representative to the European Union's committee")
                 == ["Germany", "'s", "representative", "to", "the", "European", "Union", "'s", "committee"])

@@ -41,9 +41,9 @@ test: build
 # build folders; FILTER=regex runs part of it (make test-tsan FILTER='ServeTests|InferTests').
 SANITIZE_TEST = $(SWIFT) test $(SWIFTFLAGS) --sanitize=$(1) --build-path .build-$(2) --disable-testable-imports $(if $(FILTER),--filter '$(FILTER)')
 test-asan: deps
-	ASAN_OPTIONS=detect_leaks=0 $(call SANITIZE_TEST,address,asan)
+	NER_SANITIZER=address ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no $(call SANITIZE_TEST,address,asan)
 test-tsan: deps
-	TSAN_OPTIONS=halt_on_error=0 $(call SANITIZE_TEST,thread,tsan)
+	NER_SANITIZER=thread TSAN_OPTIONS=halt_on_error=0 SWIFT_BACKTRACE=enable=no $(call SANITIZE_TEST,thread,tsan)
 
 # Queue -> dispatch (train | pack | register) -> infer, on examples/data, in a fresh home.
 demo: build

@@ -19,6 +19,10 @@ public enum TestTools {
 
     public static func path(_ tool: String) -> String { productsDir + "/" + tool }
 
+    /// The sanitizer the tools and tests were built with (`make test-asan`, `make test-tsan`), under
+    /// which peak-memory bounds do not hold.
+    public static let sanitizer = ProcessInfo.processInfo.environment["NER_SANITIZER"]
+
     /// `../shared/data` beside the checkout, if present (CoNLL-2003, GloVe, Wikigold).
     public static let sharedData: String? = {
         var dir = URL(fileURLWithPath: #filePath)

@@ -51,10 +51,15 @@ final class Metrics: @unchecked Sendable {
 
     /// The exposition text. `model` labels the info metric; `queue` and `ready` are read by the caller.
     func render(model: LoadedModel, queue: Int, ready: Bool) -> String {
+        // The histograms are rendered under the lock: a copy of one would share its counts'
+        // storage with the batcher thread that keeps adding to them.
+        var histograms = ""
         lock.lock()
-        let requests = self.requests, latency = self.latency, batchSizes = self.batchSizes
-        let batchSeconds = self.batchSeconds, sentences = self.sentences
+        let requests = self.requests, sentences = self.sentences
         let reloads = self.reloads, reloadFailures = self.reloadFailures
+        latency.render("ner_request_duration_seconds", "Time from request head to response, in seconds.", into: &histograms)
+        batchSizes.render("ner_batch_size", "Sentences per forward pass.", into: &histograms)
+        batchSeconds.render("ner_batch_duration_seconds", "Time of one forward pass, in seconds.", into: &histograms)
         lock.unlock()
 
         var out = ""
@@ -67,12 +72,7 @@ final class Metrics: @unchecked Sendable {
         }
         family("ner_request_errors_total", "counter", "HTTP requests answered with a 4xx or 5xx status.")
         out += "ner_request_errors_total \(requests.filter { $0.key.status >= 400 }.values.reduce(0, +))\n"
-        family("ner_request_duration_seconds", "histogram", "Time from request head to response, in seconds.")
-        latency.render("ner_request_duration_seconds", into: &out)
-        family("ner_batch_size", "histogram", "Sentences per forward pass.")
-        batchSizes.render("ner_batch_size", into: &out)
-        family("ner_batch_duration_seconds", "histogram", "Time of one forward pass, in seconds.")
-        batchSeconds.render("ner_batch_duration_seconds", into: &out)
+        out += histograms
         family("ner_sentences_total", "counter", "Sentences tagged.")
         out += "ner_sentences_total \(sentences)\n"
         family("ner_queue_depth", "gauge", "Requests admitted to the batcher and not yet answered.")
@@ -117,7 +117,8 @@ private struct Histogram {
         count += 1
     }
 
-    func render(_ name: String, into out: inout String) {
+    func render(_ name: String, _ help: String, into out: inout String) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         var cumulative = 0
         for (bound, n) in zip(bounds, counts) {
             cumulative += n

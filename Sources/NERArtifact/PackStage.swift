@@ -1,7 +1,7 @@
 import Foundation
 import NERCore
 
-/// The `ner-pack` pipeline stage (SPEC §2, §3 "Packed"): records with a `model_dir` come out with
+/// The `ner-pack` pipeline stage (docs/records.md): records with a `model_dir` come out with
 /// `artifact`, `sha256`, `bytes`, `model_id` and `status: "packed"` added; every other field, and every
 /// record it does not consume, passes through untouched.
 public struct PackStage {

@@ -7,7 +7,7 @@ public enum LogFormat: String, ExpressibleByArgument, Sendable {
     case plain, json
 }
 
-/// stderr carries logs (SPEC §2): `ner-x: message` lines, or JSON lines with `--log-format json`.
+/// stderr carries logs (docs/records.md): `ner-x: message` lines, or JSON lines with `--log-format json`.
 public enum Logs {
     public static func bootstrap(tool: String, format: LogFormat, quiet: Bool) {
         LoggingSystem.bootstrap { label in

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The one home for state (SPEC §2): `$NER_HOME`, default `~/.ner`.
+/// The one home for state (docs/records.md): `$NER_HOME`, default `~/.ner`.
 public struct Home: Sendable {
     public let root: String
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A JSON value that keeps every field it was given, so records can pass through a stage
-/// with their unknown fields untouched (SPEC §2).
+/// with their unknown fields untouched (docs/records.md).
 public enum JSON: Sendable, Equatable, Hashable {
     case null
     case bool(Bool)

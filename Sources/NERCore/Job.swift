@@ -3,10 +3,10 @@ import Foundation
 import Glibc
 #endif
 
-/// The records' schema version (SPEC §3); bump when a field changes meaning.
+/// The records' schema version (docs/records.md); bump when a field changes meaning.
 public let recordSchema = 1
 
-/// What a job asks a scheduler for (SPEC §3 `resources`).
+/// What a job asks a scheduler for (docs/records.md).
 public struct Resources: Codable, Equatable, Sendable {
     public var gpus: Int = 0
     public var cpus: Int = 2
@@ -29,7 +29,7 @@ public struct Resources: Codable, Equatable, Sendable {
     }
 }
 
-/// A training request's settings (SPEC §3 `spec`). Every field has a default, so a job needs
+/// A training request's settings (docs/records.md). Every field has a default, so a job needs
 /// only `train` (and usually `dev`).
 public struct JobSpec: Codable, Equatable, Sendable {
     public var train: String = ""
@@ -139,7 +139,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
     }
 }
 
-/// A queued training request (SPEC §3). The record that flows through the pipeline is a JSON
+/// A queued training request (docs/records.md). The record that flows through the pipeline is a JSON
 /// object holding these fields plus whatever later stages add.
 public struct Job: Codable, Equatable, Sendable {
     public var schema: Int = recordSchema
@@ -164,7 +164,7 @@ public struct Job: Codable, Equatable, Sendable {
         self.spec = spec
     }
 
-    /// `NAME-UUID`, lower-case (SPEC §2).
+    /// `NAME-UUID`, lower-case (docs/records.md).
     public static func makeId(name: String) -> String {
         "\(name)-\(UUID().uuidString.lowercased())"
     }

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// The queue: a maildir-like folder that many processes on many hosts may share (SPEC §4).
+/// The queue: a maildir-like folder that many processes on many hosts may share (docs/spool.md).
 ///
 /// - `tmp/`: jobs being written; `new/`: queued; `cur/`: claimed (the file name carries the owner);
 ///   `done/`: finished (the final record); `failed/`: dead-lettered with the error.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// RFC 3339 UTC timestamps, the one time format in records (SPEC §2).
+/// RFC 3339 UTC timestamps, the one time format in records (docs/records.md).
 public enum Timestamp {
     public static func now() -> String { format(Date()) }
 

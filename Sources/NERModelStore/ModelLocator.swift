@@ -3,7 +3,7 @@ import NERArtifact
 import NERCore
 import NERRegistry
 
-/// Finds the model folder a `--model` argument names (SPEC §8): a model folder, a tarball, or a
+/// Finds the model folder a `--model` argument names (docs/records.md): a model folder, a tarball, or a
 /// registry reference (`NAME` = its `production` alias or else the latest version, `NAME@ALIAS`,
 /// `NAME:VERSION`, a model id). Tarballs are verified and unpacked once into `cache/models/`, so
 /// every process on a node maps the same files.

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 extension Registry {
-    /// Every status a job can be in (SPEC §5): `queued → running → trained → packed → registered`,
+    /// Every status a job can be in (docs/records.md): `queued → running → trained → packed → registered`,
     /// or `failed` with its cause, or `cancelled`; `done` ends a job whose `--command` finished
     /// without registering a model. Checked here rather than in the schema, so a new status needs
     /// no table rebuild.

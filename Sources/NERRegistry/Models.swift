@@ -145,7 +145,7 @@ extension Registry {
         }
     }
 
-    /// Finds a model the way `--model` names one (SPEC §8): a model id; `NAME@ALIAS` (`latest` is
+    /// Finds a model the way `--model` names one (docs/records.md): a model id; `NAME@ALIAS` (`latest` is
     /// the highest registered version); `NAME:VERSION`; or `NAME` alone, which is alias `production`
     /// when set, else latest. Nil when nothing matches.
     public func resolve(_ spec: String) throws -> ModelRow? {

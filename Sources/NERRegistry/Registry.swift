@@ -5,7 +5,7 @@ import NERCore
 import Glibc
 #endif
 
-/// The model registry (SPEC §8): one SQLite file holding models, jobs and their transitions,
+/// The model registry (docs/records.md): one SQLite file holding models, jobs and their transitions,
 /// aliases and the audit of every alias move. Safe to share between processes: every write is one
 /// `BEGIN IMMEDIATE` transaction, so concurrent writers queue on the file lock (up to the busy
 /// timeout) instead of failing half-way.
@@ -15,7 +15,7 @@ public final class Registry: @unchecked Sendable {
     public enum JournalMode: String, Sendable {
         case wal, delete
 
-        /// The environment variable that selects `delete` (SPEC §8, network file systems).
+        /// The environment variable that selects `delete` (README, State and durability).
         public static let environmentKey = "NER_REGISTRY_JOURNAL"
 
         /// `NER_REGISTRY_JOURNAL=delete` selects the rollback journal; anything else means WAL.

@@ -43,7 +43,7 @@ public struct ServeOptions: Sendable {
     }
 }
 
-/// The HTTP service (SPEC §9): `POST /ner` and the operational endpoints, on SwiftNIO.
+/// The HTTP service (README, The tools; docs/records.md for entities): `POST /ner` and the operational endpoints, on SwiftNIO.
 public enum Serve {
     /// Loads the model and serves until SIGTERM or SIGINT, then finishes the requests in flight and
     /// returns. Throws `ToolError`: 66 when the model cannot be found, 65 when it is unreadable (both

@@ -1,6 +1,6 @@
 import NERCore
 
-/// An entity found in text, the shape the `/ner` service of the cloud design returned (SPEC §3):
+/// An entity found in text, the shape the `/ner` service of the cloud design returned (docs/records.md):
 /// `{"text": "George Washington", "tag": "PER", "start": 0, "end": 17, "score": 0.99}`.
 /// `start`/`end` count Unicode scalars from the start of the input text, end exclusive.
 public struct Entity: Codable, Sendable, Equatable {

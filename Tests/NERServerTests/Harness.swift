@@ -190,25 +190,34 @@ private final class ReplyBox: @unchecked Sendable {
     var result: Result<Reply, Error>?
 }
 
-/// `curl` itself, for requests exactly as the documentation shows them. Its output goes to a file
-/// rather than a pipe, so no reader thread is needed: many of these may run at once without waiting
-/// for GCD's few threads on Linux.
-func curl(_ args: [String]) throws -> (status: Int, body: String) {
+/// `curl` itself, for requests exactly as the documentation shows them. Its output goes to files
+/// rather than pipes, so no reader thread is needed, and it is spawned and reaped with posix_spawn
+/// and waitpid: Foundation's `Process.waitUntilExit` on Linux can miss a child's exit while many
+/// children come and go, and then waits until another one ends (once, ten minutes in a test that
+/// held eight requests that long). `--max-time` bounds a request the server never answers.
+func curl(_ args: [String], maxTime: Int = 120) throws -> (status: Int, body: String) {
     let out = Fixture.shared.root.file("curl-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: out, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: out) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    p.arguments = ["-s", "-o", out, "-w", "%{http_code}"] + args
     let code = Fixture.shared.root.file("code-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: code, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: code) }
-    p.standardOutput = FileHandle(forWritingAtPath: code)
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    let status = Int((try? String(contentsOfFile: code, encoding: .utf8)) ?? "") ?? 0
-    return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    defer {
+        try? FileManager.default.removeItem(atPath: out)
+        try? FileManager.default.removeItem(atPath: code)
+    }
+    let argv = ["curl", "-s", "--max-time", String(maxTime), "-o", out, "-w", "%{http_code}"] + args
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, code, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var cArgs = argv.map { strdup($0) } + [nil]
+    defer { for a in cArgs { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/usr/bin/curl", &actions, nil, &cArgs, environ)
+    if rc != 0 { throw Failure("cannot start curl: errno \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    let http = Int((try? String(contentsOfFile: code, encoding: .utf8)) ?? "") ?? 0
+    return (http, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
 }
 
 /// A raw TCP connection to the server, for clients no HTTP library would imitate.

@@ -414,7 +414,7 @@ struct ServeTests {
         let deadline = Date().addingTimeInterval(60)
         var inFlight = false
         while !inFlight && Date() < deadline {
-            inFlight = (try? curl([s.base + "/metrics"]).body.contains("ner_queue_depth 8\n")) ?? false
+            inFlight = (try? curl([s.base + "/metrics"], maxTime: 5).body.contains("ner_queue_depth 8\n")) ?? false
             if !inFlight { usleep(50_000) }
         }
         try #require(inFlight, "the eight requests never were in flight together")
@@ -429,7 +429,7 @@ struct ServeTests {
         // The drain runs what is queued at once rather than waiting out the ten-minute delay.
         #expect(Date().timeIntervalSince(signalled) < 60)
         // Once drained, nothing listens any more.
-        #expect((try? curl(["--max-time", "2", s.base + "/healthz"]).status) == 0)
+        #expect((try? curl([s.base + "/healthz"], maxTime: 2).status) == 0)
     }
 
     /// Keep-alive clients sending request after request when SIGTERM arrives, over several runs (a

@@ -64,6 +64,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "NERModelStore", dependencies: ["NERCore", "NERRegistry", "NERArtifact"]),
+        .target(name: "NERInference", dependencies: [
+            "NERCore", "NEREngine", "NERText",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "NERText", dependencies: ["NERCore"]),
         .target(name: "NEREngine", dependencies: ["NERText", "NERCore", "CBLAS"],
                 swiftSettings: [.unsafeFlags(engineFlags, .when(configuration: .release))]),
@@ -74,8 +78,8 @@ let package = Package(
         .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
-        .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText", "NERModelStore"]),
-        .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERServer"]),
+        .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERInference", "NERModelStore"]),
+        .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERModelStore", "NERServer"]),
 
         // Fuzzing (docs/fuzzing.md): the targets, and a driver that is libFuzzer's under `make fuzz`
         // and replays files otherwise.

@@ -39,10 +39,16 @@ public func makeDirectory(_ path: String) throws {
 }
 
 /// An absolute, standardized form of a user-given path (relative to the working directory).
-public func absolute(_ path: String) -> String {
+/// `path` made absolute: against `base` when given (a job file's folder), else the working directory.
+public func absolute(_ path: String, relativeTo base: String? = nil) -> String {
     let p = (path as NSString).expandingTildeInPath
     if p.hasPrefix("/") { return (p as NSString).standardizingPath }
-    return ((FileManager.default.currentDirectoryPath + "/" + p) as NSString).standardizingPath
+    return (((base ?? FileManager.default.currentDirectoryPath) + "/" + p) as NSString).standardizingPath
+}
+
+/// The absolute folder that holds `file`: the base for the relative paths written in it.
+public func folder(of file: String) -> String {
+    (absolute(file) as NSString).deletingLastPathComponent
 }
 
 public func fileExists(_ path: String) -> Bool {

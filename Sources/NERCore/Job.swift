@@ -84,6 +84,15 @@ public struct JobSpec: Codable, Equatable, Sendable {
         resources = try c.decodeIfPresent(Resources.self, forKey: .resources) ?? d.resources
     }
 
+    /// Makes the data paths absolute: relative ones against `base` (the folder of the job file
+    /// they were written in), else against the working directory.
+    public mutating func resolvePaths(relativeTo base: String? = nil) {
+        if !train.isEmpty { train = absolute(train, relativeTo: base) }
+        dev = dev.map { absolute($0, relativeTo: base) }
+        test = test.map { absolute($0, relativeTo: base) }
+        if embeddings != "none" { embeddings = absolute(embeddings, relativeTo: base) }
+    }
+
     /// Checks ranges and that the data files exist. Missing files are exit 66, bad values 64
     /// (or 65 when `context` names an input line, since then the value came from data).
     public func validate(context: String? = nil) throws {

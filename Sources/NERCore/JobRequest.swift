@@ -6,9 +6,11 @@ public enum JobRequest {
 
     /// Builds a job from `request`: either `{"name", "priority", "spec": {...}}` or the spec's fields
     /// at the top level beside `name`/`priority`. Unknown fields are refused (a typo must not silently
-    /// train with a default). Relative paths are made absolute, since the job may run elsewhere.
+    /// train with a default). Relative paths are made absolute, since the job may run elsewhere:
+    /// against `base` (the folder of the file the request came from), else the working directory.
     /// `context` (`stdin:3`) marks data errors (65); without it errors are usage errors (64).
-    public static func make(from request: JSON, context: String?, defaultName: String? = nil) throws -> Job {
+    public static func make(from request: JSON, context: String?, defaultName: String? = nil,
+                            relativeTo base: String? = nil) throws -> Job {
         func bad(_ m: String) -> ToolError {
             context.map { ToolError.data("\($0): \(m)") } ?? ToolError.usage(m)
         }
@@ -38,10 +40,7 @@ public enum JobRequest {
         } catch {
             throw bad("invalid spec: \(error)")
         }
-        spec.train = spec.train.isEmpty ? "" : absolute(spec.train)
-        spec.dev = spec.dev.map(absolute)
-        spec.test = spec.test.map(absolute)
-        if spec.embeddings != "none" { spec.embeddings = absolute(spec.embeddings) }
+        spec.resolvePaths(relativeTo: base)
         try spec.validate(context: context)
 
         let name: String

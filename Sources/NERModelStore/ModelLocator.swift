@@ -22,6 +22,27 @@ public struct ModelLocator {
         public var version: Int?
     }
 
+    /// What to serve when no `--model` is given (docs/records.md, "The default model"): `NER_MODEL`;
+    /// else the one name whose `production` alias is set; else the registry's only name. Anything
+    /// else is a usage error that lists the candidates and the ways to choose.
+    public func defaultSpec(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let named = environment["NER_MODEL"], !named.isEmpty { return named }
+        let ways = "choose with --model NAME, NER_MODEL=NAME, or `ner-register promote NAME`"
+        guard fileExists(home.registry) else {
+            throw ToolError.usage("no model given and no registry at \(home.registry); \(ways)")
+        }
+        let names = try Registry(path: home.registry, readOnly: true).servableNames()
+        if names.production.count == 1 { return names.production[0] }
+        if names.production.isEmpty && names.all.count == 1 { return names.all[0] }
+        if names.all.isEmpty {
+            throw ToolError.usage("no model given and none registered in \(home.registry); \(ways)")
+        }
+        let candidates = names.production.isEmpty ? names.all : names.production
+        let listed = candidates.prefix(10).map { clipped($0) }.joined(separator: ", ") + (candidates.count > 10 ? ", ..." : "")
+        let which = names.production.isEmpty ? "registered names" : "names with a production alias"
+        throw ToolError.usage("no model given and \(candidates.count) \(which) (\(listed)); \(ways)")
+    }
+
     public func locate(_ spec: String) throws -> Located {
         if isDirectory(spec) { return Located(directory: absolute(spec)) }
         if fileExists(spec) { return Located(directory: try unpackCached(absolute(spec))) }

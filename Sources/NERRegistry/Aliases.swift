@@ -121,3 +121,20 @@ extension Registry {
         }
     }
 }
+
+extension Registry {
+    /// The names a tool may serve without being told which: every name with a registered model, and
+    /// those of them whose `production` alias is set (docs/records.md, "The default model").
+    public func servableNames() throws -> (all: [String], production: [String]) {
+        try read { db in
+            let all = try String.fetchAll(db, sql: """
+                SELECT DISTINCT name FROM models WHERE status = 'registered' ORDER BY name
+                """)
+            let production = try String.fetchAll(db, sql: """
+                SELECT DISTINCT a.name FROM aliases a JOIN models m ON m.model_id = a.model_id
+                WHERE a.alias = 'production' AND m.status = 'registered' ORDER BY a.name
+                """)
+            return (all, production)
+        }
+    }
+}

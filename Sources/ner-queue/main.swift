@@ -41,7 +41,8 @@ struct Queue: ParsableCommand {
         either {"name":..., "priority":..., "spec":{...}} or the spec fields at the top level \
         (e.g. {"name":"news","train":"train.txt","dev":"dev.txt","epochs":20}). Flags given \
         beside stdin act as defaults for every line. All lines are checked before any job is \
-        written: one bad line writes nothing. Relative paths are made absolute. The data files must be \
+        written: one bad line writes nothing. Relative paths are made absolute (those in a sweep file \
+        against its folder, the others against the working directory). The data files must be \
         regular files; resources.time must be a time Slurm accepts (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, \
         D-HH:MM:SS); with `sinfo` on PATH, resources.partition must be one it lists.
 
@@ -174,6 +175,10 @@ struct Queue: ParsableCommand {
                        ("embeddings", embeddings), ("device", device)] {
             if let v { o[k] = .string(v) }
         }
+        // Flag paths are the working directory's, also under a sweep file whose own are its folder's.
+        for k in ["train", "dev", "test", "embeddings"] {
+            if let v = o[k]?.stringValue, v != "none" { o[k] = .string(absolute(v)) }
+        }
         for (k, v) in [("epochs", epochs), ("batch_size", batchSize), ("hidden_size", hiddenSize),
                        ("word_dim", wordDim), ("char_dim", charDim), ("seed", seed), ("threads", threads),
                        ("patience", patience)] {
@@ -246,7 +251,8 @@ struct Queue: ParsableCommand {
         var contexts: [String?] = []
         for (i, trial) in sweep.trials.enumerated() {
             let context = "\(file): trial \(i + 1)"
-            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: context))
+            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: context,
+                                                      relativeTo: file == "-" ? nil : folder(of: file)))
             r["sweep_id"] = .string(sweepId)
             r["sweep_params"] = .object(trial.params)
             records.append(r)

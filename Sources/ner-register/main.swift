@@ -58,6 +58,10 @@ struct NERRegister: ParsableCommand {
         subcommands: [Register.self, List.self, Show.self, History.self, Best.self, Alias.self, Promote.self,
                       Remove.self, GC.self, Jobs.self, JobTransitions.self],
         defaultSubcommand: Register.self)
+
+    // Declared here as well, so they may come before the subcommand (`ner-register --home DIR
+    // list`), as git and kubectl users type them; the subcommand receives them either way.
+    @OptionGroup var options: RegistryOptions
 }
 
 // MARK: - The pipeline stage

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import NERCLI
 import NERCore
+import NERModelStore
 import NERServer
 
 struct Tool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ner-serve",
         abstract: "Serve a named-entity model over HTTP.",
-        usage: "ner-serve --model MODEL [--host ADDRESS] [--port N] [options]",
+        usage: "ner-serve [--model MODEL] [--host ADDRESS] [--port N] [options]",
         discussion: """
         Loads the model once (its weights are memory-mapped, so start-up takes milliseconds and \
         several servers on one node share one copy), listens on --host:--port, and tags the text \
@@ -43,7 +44,9 @@ struct Tool: ParsableCommand {
         MODEL
           --model takes a registry name (its "production" alias if set, else the latest version), \
         NAME@ALIAS, NAME:VERSION, a model id (all looked up in $NER_HOME/registry.sqlite), or a \
-        model folder or tarball. When it names a registry entry, the registry is polled every \
+        model folder or tarball. Without --model, $NER_MODEL names it; else the one model name in \
+        the registry whose production alias is set; else, when the registry holds one model name, \
+        that name; anything else is exit 64 listing the candidates. When it names a registry entry, the registry is polled every \
         --poll-interval seconds and the model is reloaded when the name or alias points elsewhere \
         (`ner-register promote`). SIGHUP reloads it at any time. The new model is loaded and \
         warmed up beside the old one and swapped in at once; no request fails during the switch. \
@@ -81,9 +84,12 @@ struct Tool: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: ArgumentHelp("The model to serve: NAME, NAME@ALIAS, NAME:VERSION, a model id, or a model folder or tarball.",
-                               valueName: "MODEL"))
-    var model: String
+    @Option(help: ArgumentHelp("""
+        The model to serve: NAME, NAME@ALIAS, NAME:VERSION, a model id, or a model folder or tarball. \
+        Default: $NER_MODEL, else the one registered name with a production alias, else the \
+        registry's only name.
+        """, valueName: "MODEL"))
+    var model: String?
 
     @Option(help: ArgumentHelp("Address to listen on. Default: 127.0.0.1 (this machine only).", valueName: "ADDRESS"))
     var host = "127.0.0.1"
@@ -142,7 +148,8 @@ struct Tool: ParsableCommand {
 
     func run() throws {
         try runTool("ner-serve", common) { log in
-            var options = ServeOptions(model: model, home: common.resolvedHome)
+            let home = common.resolvedHome
+            var options = ServeOptions(model: try model ?? ModelLocator(home: home).defaultSpec(), home: home)
             options.host = host
             options.port = port
             options.maxBody = maxBody

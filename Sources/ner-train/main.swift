@@ -12,7 +12,7 @@ struct Tool: ParsableCommand {
         commandName: "ner-train",
         abstract: "Train a named-entity tagger (BiLSTM-CNN-CRF on OpenBLAS) from CoNLL data.",
         discussion: """
-        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one model per record that has a "spec", and prints the record again with "model_id", "model_dir", "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do fields ner-train does not know outside the spec; an unknown spec field (a misspelling such as "epoch") is exit 65 naming it. The data files must be regular files. With no record on the input, the flags alone describe the job (--train is then required). Flags override the record's spec fields.
+        Reads job records (NDJSON, one per line) from standard input or from --job FILE, trains one model per record that has a "spec", and prints the record again with "model_id", "model_dir", "metrics" and "status": "trained" added. Records without a "spec" pass through unchanged, as do fields ner-train does not know outside the spec; an unknown spec field (a misspelling such as "epoch") is exit 65 naming it. The data files must be regular files; relative paths in a --job FILE are read against that file's folder, those on stdin and in flags against the working directory. With no record on the input, the flags alone describe the job (--train is then required). Flags override the record's spec fields.
 
         DATA
         CoNLL column files: token in the first column, tag in the last (IOB1, IOB2/BIO or BIOES); blank lines end sentences; -DOCSTART- lines are skipped. --embeddings takes word vectors in word2vec/GloVe text format, plain or .gz; their dimension sets the word-vector size (spec.word_dim applies without them). spec.hidden_size is the BiLSTM's total width (half per direction).
@@ -106,8 +106,12 @@ struct Tool: ParsableCommand {
                 return
             }
             var records: [(JSON, String?)] = []
+            // Relative paths in a job file are the file's own, as in make and compose files;
+            // those on stdin and in flags are the working directory's.
+            var base: String?
             if let job {
                 guard fileExists(job) else { throw ToolError.noInput("\(job): no such file") }
+                base = folder(of: job)
                 var reader = NDJSONReader(try LineReader(path: job))
                 while let r = try reader.next() { records.append((r, "\(job):\(reader.lines.lineNumber)")) }
             } else if isatty(0) == 0 {
@@ -123,12 +127,12 @@ struct Tool: ParsableCommand {
                     Output.record(record)
                     continue
                 }
-                Output.record(try trainOne(record, context: context, log: log))
+                Output.record(try trainOne(record, context: context, base: base, log: log))
             }
         }
     }
 
-    func trainOne(_ input: JSON, context: String?, log: Logger) throws -> JSON {
+    func trainOne(_ input: JSON, context: String?, base: String?, log: Logger) throws -> JSON {
         var specJSON = input["spec"]?.objectValue ?? [:]
         // A misspelt field would otherwise train with the default, as if it had been set.
         if let problem = JobSpec.unknownField(in: specJSON) { throw ToolError.data("\(context ?? "job"): \(problem)") }
@@ -136,6 +140,7 @@ struct Tool: ParsableCommand {
         do { spec = try JSON.object(specJSON).decode(JobSpec.self) } catch {
             throw ToolError.data("\(context ?? "job"): spec: malformed (\(error.localizedDescription))")
         }
+        if let base { spec.resolvePaths(relativeTo: base) }
         if let train { spec.train = train }
         if let dev { spec.dev = dev }
         if let test { spec.test = test }

@@ -81,6 +81,26 @@ enum FakeTraining {
     }
 
     /// Bad sweep specs are refused before anything is queued.
+    /// Relative data paths in a sweep file are the file's own; those given as flags are the working
+    /// directory's.
+    @Test func relativePathsInASweepFileAreTheFilesOwn() throws {
+        let t = TempDir("ner-sweep-relative"); defer { t.remove() }
+        t.write("project/data/train.txt", "EU I-ORG\n\n")
+        t.write("project/data/dev.txt", "EU I-ORG\n\n")
+        let sweep = t.write("project/sweep.json", #"{"name": "rel", "base": {"train": "data/train.txt"}, "grid": {"epochs": [1, 2]}}"#)
+        let r = try run("ner-queue", ["--home", t.path, "--sweep", sweep])
+        #expect(r.status == 0, "\(r.stderr)")
+        let trains = try r.lines.map { try JSON.parse($0)["spec"]?["train"]?.stringValue }
+        #expect(trains == [t.file("project/data/train.txt"), t.file("project/data/train.txt")])
+
+        let cwd = FileManager.default.currentDirectoryPath
+        let up = String(repeating: "../", count: cwd.split(separator: "/").count)
+        let relative = up + t.file("project/data/dev.txt").dropFirst()
+        let withFlag = try run("ner-queue", ["--home", t.path, "--sweep", sweep, "--dev", relative])
+        #expect(withFlag.status == 0, "\(withFlag.stderr)")
+        #expect(try JSON.parse(try #require(withFlag.lines.first))["spec"]?["dev"]?.stringValue == t.file("project/data/dev.txt"))
+    }
+
     @Test func badSweepSpecsQueueNothing() throws {
         let t = TempDir("ner-sweep-bad"); defer { t.remove() }
         let train = t.write("train.txt", "EU I-ORG\n\n")

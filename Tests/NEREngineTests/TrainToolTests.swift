@@ -217,6 +217,29 @@ enum Synthetic {
         #expect(try JSON.parse(try #require(r.lines.first))["model_dir"]?.stringValue == dir.file("out/model"))
     }
 
+    /// Relative paths in a --job file are read against the file's folder, as in make and compose
+    /// files, wherever ner-train runs; on stdin they stay the working directory's.
+    @Test func relativePathsInAJobFileAreTheFilesOwn() throws {
+        let dir = TempDir("engine-job-relative")
+        defer { dir.remove() }
+        dir.write("project/data/train.txt", Synthetic.corpus(16, seed: 1))
+        dir.write("project/data/dev.txt", Synthetic.corpus(4, seed: 2))
+        let job = dir.write("project/job.json",
+                            #"{"name": "rel", "spec": {"train": "data/train.txt", "dev": "./data/dev.txt", "epochs": 1, "hidden_size": 16, "word_dim": 12, "char_dim": 8}}"# + "\n")
+        // The test runs elsewhere: project/data is not under the working directory.
+        #expect(!fileExists(FileManager.default.currentDirectoryPath + "/data/train.txt"))
+        let r = try run("ner-train", ["--job", job, "--output", dir.file("m"), "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let spec = try JSON.parse(try #require(r.lines.first))["spec"]
+        #expect(spec?["train"]?.stringValue == dir.file("project/data/train.txt"))
+        #expect(spec?["dev"]?.stringValue == dir.file("project/data/dev.txt"))
+
+        // The same record on stdin names a file under the working directory, which is not there.
+        let stdin = try run("ner-train", ["--output", dir.file("m2"), "--quiet"], stdin: try String(contentsOfFile: job, encoding: .utf8))
+        #expect(stdin.status == 66, "\(stdin.stderr)")
+        #expect(stdin.stderr.contains("data/train.txt"), "\(stdin.stderr)")
+    }
+
     @Test func gzippedVectorsAreRead() throws {
         let dir = TempDir("engine-gz")
         defer { dir.remove() }

@@ -40,6 +40,34 @@ import TestSupport
         #expect(listed.map { $0["model_id"] } == [out[0]["model_id"], out[2]["model_id"]])
     }
 
+    /// Shared options go before or after the subcommand, as git and kubectl users type them.
+    @Test func sharedOptionsComeBeforeOrAfterTheSubcommand() throws {
+        let home = TempDir("reg-tool-options")
+        defer { home.remove() }
+        let packed = try realPacked(name: "conll", in: home, artifactsDir: home.file("artifacts"))
+        // The pipeline stage (the default subcommand) with the options first.
+        let registered = try run(tool, ["--home", home.path, "--quiet"], stdin: ndjson([packed]))
+        #expect(registered.status == 0, "\(registered.stderr)")
+        #expect(registered.stderr.isEmpty, "--quiet: \(registered.stderr)")
+        let id = try #require(try parseLines(registered.stdout).first?["model_id"]?.stringValue)
+        for args in [["--home", home.path, "list"], ["list", "--home", home.path],
+                     ["--home", home.path, "--log-format", "json", "list", "conll"], ["-q", "list", "--home", home.path]] {
+            let r = try run(tool, args)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            #expect(try parseLines(r.stdout).map { $0["model_id"]?.stringValue } == [id], "\(args)")
+        }
+        let second = try realPacked(name: "conll", in: home, artifactsDir: home.file("artifacts"))
+        let logged = try run(tool, ["--home", home.path, "--log-format", "json", "register"], stdin: ndjson([second]))
+        #expect(logged.status == 0, "\(logged.stderr)")
+        // The log line is JSON, so --log-format before the subcommand reached it.
+        let logLine = try #require(logged.stderr.split(separator: "\n").first.map(String.init), "no log line")
+        #expect((try? JSON.parse(logLine)) != nil, "\(logLine)")
+        // Elsewhere (another home) the same subcommand sees nothing: --home was not ignored.
+        let other = TempDir("reg-tool-options-other")
+        defer { other.remove() }
+        #expect(try run(tool, ["--home", other.path, "list"]).stdout.isEmpty)
+    }
+
     @Test func aTamperedOrMissingArtifactRegistersNothing() throws {
         let home = TempDir("reg-tamper")
         defer { home.remove() }

@@ -1,0 +1,171 @@
+import Dispatch
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NERCore
+import NEREngine
+import NERText
+
+/// Batch inference as `ner-infer` runs it: reads lines (or CoNLL sentences) in batches, tags each
+/// batch on `workers` threads while the next one is read, and writes every batch's output in input
+/// order to stdout, so memory stays bounded however long the input is. The record formats are in
+/// docs/records.md.
+public struct BatchInference {
+    public enum Format: String, CaseIterable, Sendable {
+        case text, json, conll
+    }
+
+    /// Lines (conll: sentences) per batch.
+    public var linesPerBatch: Int
+    public var workers: Int
+
+    public init(linesPerBatch: Int, workers: Int) {
+        self.linesPerBatch = linesPerBatch
+        self.workers = workers
+    }
+
+    /// Tags what `reader` holds in `format`: text and JSON lines give one JSON line per input line;
+    /// CoNLL gives "TOKEN GOLD PREDICTED" lines, or with `eval` only the entity-level scores against
+    /// the gold column. A bad line stops the run once every line before it is written.
+    public func tag(_ reader: LineReader, format: Format, model: NERModel, eval: Bool = false, log: Logger) throws {
+        let tagger = BatchTagger(model: model, workers: workers)
+        switch format {
+        case .text: try tagText(reader, tagger)
+        case .json: try tagJSON(reader, tagger)
+        case .conll: try tagCoNLL(reader, tagger, eval: eval, log: log)
+        }
+    }
+
+    private func tagText(_ reader: LineReader, _ tagger: BatchTagger) throws {
+        try pipelined(read: { readBatch({ try reader.nextLine() }) { $0 } }) { texts in
+            tagger.lines(texts) { i, found, out in
+                out.append(contentsOf: #"{"text":"#.utf8)
+                JSON.appendString(texts[i], to: &out)
+                out.append(contentsOf: #","entities":"#.utf8)
+                Entity.appendJSON(found, to: &out)
+                out.append(contentsOf: "}\n".utf8)
+            }
+        }
+    }
+
+    private func tagJSON(_ reader: LineReader, _ tagger: BatchTagger) throws {
+        var records = NDJSONReader(reader)
+        let read = { () -> Batch<(record: JSON, text: String)> in
+            readBatch({ try records.next() }) { record in
+                guard let text = record["text"]?.stringValue else {
+                    throw ToolError.data(reader.name, line: reader.lineNumber, "expected a string field \"text\"")
+                }
+                var rest = record
+                rest["entities"] = nil
+                return (rest, text)
+            }
+        }
+        try pipelined(read: read) { batch in
+            tagger.lines(batch.map(\.text)) { i, found, out in
+                // The record's own fields, key-sorted as every tool writes them, then "entities" last.
+                batch[i].record.append(to: &out)
+                out.removeLast()
+                if out.last != UInt8(ascii: "{") { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #""entities":"#.utf8)
+                Entity.appendJSON(found, to: &out)
+                out.append(contentsOf: "}\n".utf8)
+            }
+        }
+    }
+
+    /// Up to `linesPerBatch` items from `next`, stopping early at the end of input or at a bad line
+    /// (kept as `failure`, thrown once the good lines before it are written).
+    private func readBatch<Line, Item>(_ next: () throws -> Line?, _ item: (Line) throws -> Item) -> Batch<Item> {
+        var batch = Batch<Item>()
+        do {
+            while batch.items.count < linesPerBatch {
+                guard let line = try next() else { batch.ended = true; break }
+                batch.items.append(try item(line))
+            }
+        } catch let e as ToolError {
+            batch.failure = e
+        } catch {
+            batch.failure = ToolError.data("\(error)")
+        }
+        return batch
+    }
+
+    private func tagCoNLL(_ reader: LineReader, _ tagger: BatchTagger, eval: Bool, log: Logger) throws {
+        var sentences = CoNLLReader(reader)
+        var counts = EvaluationCounts()
+        var total = 0
+        var failure: ToolError?
+        while failure == nil {
+            var batch: [Sentence] = []
+            do {
+                while batch.count < linesPerBatch, let s = try sentences.next() { batch.append(s) }
+            } catch let e as ToolError {
+                failure = e
+            }
+            if batch.isEmpty { break }
+            total += batch.count
+            let predicted = tagger.predictions(batch.map(\.tokens))
+            if eval {
+                for (s, p) in zip(batch, predicted) { counts.add(gold: s.tags, predicted: p.tags) }
+            } else {
+                var out = ""
+                for (s, p) in zip(batch, predicted) {
+                    for i in s.tokens.indices { out += "\(s.tokens[i]) \(s.tags[i]) \(p.tags[i])\n" }
+                    out += "\n"
+                }
+                Output.write(Data(out.utf8))
+            }
+        }
+        if let failure { throw failure }
+        if total == 0 { throw ToolError.data("\(reader.name): no sentences") }
+        if eval {
+            let scores = counts.scores
+            log.info("\(total) sentences: F1 \(String(format: "%.2f", scores.f1 * 100)), P \(String(format: "%.2f", scores.precision * 100)), R \(String(format: "%.2f", scores.recall * 100))")
+            Output.line(scores.json)
+        }
+    }
+
+    /// Writes each line's sentences and tokens with their offsets (no model) and logs the
+    /// tokenizer's speed.
+    public func tokenize(_ reader: LineReader, log: Logger) throws {
+        var chars = 0
+        var wall = 0.0, cpu = 0.0
+        var failure: ToolError?
+        repeat {
+            var texts: [String] = []
+            while texts.count < linesPerBatch {
+                do {
+                    guard let line = try reader.nextLine() else { break }
+                    texts.append(line)
+                } catch let e as ToolError {
+                    failure = e
+                    break
+                }
+            }
+            let (w0, c0) = (DispatchTime.now().uptimeNanoseconds, processCPUSeconds())
+            let sentences = parallelMap(texts, workers: workers) { Tokenizer.sentences($0) }
+            wall += Double(DispatchTime.now().uptimeNanoseconds - w0) / 1e9
+            cpu += processCPUSeconds() - c0
+            chars += texts.reduce(0) { $0 + $1.unicodeScalars.count }
+            let lines = parallelMap(Array(zip(texts, sentences)), workers: workers) { text, sentences -> JSON in
+                ["text": .string(text), "sentences": .array(sentences.map { tokens in
+                    .array(tokens.map { ["text": .string($0.text), "start": .int(Int64($0.start)), "end": .int(Int64($0.end))] })
+                })]
+            }
+            Output.write(ndjson(lines))
+            if texts.count < linesPerBatch { break }
+        } while failure == nil
+        func rate(_ seconds: Double) -> String { String(format: "%.1f", seconds > 0 ? Double(chars) / seconds / 1e6 : 0) }
+        log.info("tokenized \(chars) characters in \(String(format: "%.3f", wall)) s (\(rate(wall)) M characters/s; \(rate(cpu)) M per CPU second; \(workers) thread(s))")
+        if let failure { throw failure }
+    }
+}
+
+/// CPU time of the whole process, so a speed figure means something on a busy machine too.
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}

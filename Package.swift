@@ -56,7 +56,11 @@ let package = Package(
             "NERCore", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "NERDispatch", dependencies: ["NERCore", "NERRegistry"]),
+        .target(name: "NERQueue", dependencies: [
+            "NERCore", "NERRegistry",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "NERDispatch", dependencies: ["NERCore", "NERQueue", "NERRegistry"]),
         .target(name: "NERServer", dependencies: [
             "NERCore", "NEREngine", "NERText", "NERModelStore", "NERRegistry",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -73,8 +77,8 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(engineFlags, .when(configuration: .release))]),
 
         // Executables: argument parsing and a call into the core.
-        .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERDispatch"]),
-        .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERDispatch", "NERRegistry"]),
+        .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERRegistry", "NERDispatch"]),
+        .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERDispatch", "NERRegistry"]),
         .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
@@ -83,13 +87,14 @@ let package = Package(
 
         // Fuzzing (docs/fuzzing.md): the targets, and a driver that is libFuzzer's under `make fuzz`
         // and replays files otherwise.
-        .target(name: "NERFuzz", dependencies: ["NERCore", "NERText", "NEREngine", "NERArtifact", "NERServer"],
+        .target(name: "NERFuzz", dependencies: ["NERCore", "NERQueue", "NERText", "NEREngine", "NERArtifact", "NERServer"],
                 path: "fuzz/Targets"),
         .executableTarget(name: "ner-fuzz", dependencies: ["NERFuzz"], path: "fuzz/Driver"),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
+        .testTarget(name: "NERQueueTests", dependencies: ["TestSupport", "NERCore", "NERQueue"]),
         .testTarget(name: "NERRegistryTests", dependencies: [
             "TestSupport", "NERRegistry", "NERCore", "NERArtifact", "ner-register",
             .product(name: "GRDB", package: "GRDB.swift"),

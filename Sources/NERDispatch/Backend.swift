@@ -1,5 +1,6 @@
 import Foundation
 import NERCore
+import NERQueue
 
 /// A job a backend is running for the dispatcher.
 public final class RunningJob {

@@ -1,5 +1,6 @@
 import Foundation
 import NERCore
+import NERQueue
 import NERRegistry
 #if canImport(Glibc)
 import Glibc
@@ -409,10 +410,7 @@ public final class Dispatcher {
     func adopt() {
         let now = Date()
         for name in spool.claimNames() {
-            let parts = name.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count == 4, let pid = Int32(parts[2]), let ticks = UInt64(parts[3]) else { continue }
-            let owner = ProcessIdentity(host: String(parts[1]), pid: pid, startTicks: ticks)
-            guard owner != me else { continue }
+            guard let owner = Spool.ClaimName(fileName: name)?.owner, owner != me else { continue }
             let gone = owner.isAliveHere == false
             let expired = modificationDate(spool.cur + "/" + name).map { now.timeIntervalSince($0) > options.lease } ?? false
             guard gone || (expired && backend.detached), let claim = try? spool.adopt(claimName: name, owner: me) else { continue }
@@ -480,7 +478,7 @@ public final class Dispatcher {
 
     func event(jobId: String, name: String, status: String, attempt: Int, error: String?) -> JSON {
         var o: [String: JSON] = [
-            "schema": .int(Int64(recordSchema)), "event": "transition", "job_id": .string(jobId),
+            "schema": .int(Int64(recordSchema)), "type": "transition", "job_id": .string(jobId),
             "name": .string(name), "status": .string(status), "attempt": .int(Int64(attempt)),
             "at": .string(Timestamp.now()), "host": .string(me.host), "pid": .int(Int64(me.pid)),
             "backend": .string(backend.name),

@@ -1,5 +1,6 @@
 import Foundation
 import NERCore
+import NERQueue
 #if canImport(Glibc)
 import Glibc
 #endif

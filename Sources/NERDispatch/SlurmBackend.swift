@@ -1,5 +1,6 @@
 import Foundation
 import NERCore
+import NERQueue
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -252,6 +253,30 @@ extension SlurmBackend {
         }
         let names = r.stdout.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         return Set(names.filter { !$0.isEmpty })
+    }
+
+    /// A partition Slurm does not have would fail every submission later; with `sinfo` on PATH it
+    /// is refused now (64, or 65 when it came from an input line that `contexts` names). A `sinfo`
+    /// that cannot answer only warns.
+    public static func checkPartitions(_ records: [JSON], contexts: [String?], warn: (String) -> Void) throws {
+        let wanted = records.enumerated().compactMap { i, r in
+            r["spec"]?["resources"]?["partition"]?.stringValue.map { (i, $0) }
+        }
+        guard !wanted.isEmpty else { return }
+        let known: Set<String>
+        do {
+            guard let k = try partitions() else { return }
+            known = k
+        } catch let e as ToolError {
+            warn("cannot check resources.partition: \(e.message)")
+            return
+        }
+        for (i, partition) in wanted where !known.contains(partition) {
+            let message = "resources.partition '\(clipped(partition))' is not a Slurm partition here "
+                + "(sinfo lists \(known.sorted().joined(separator: ", ")))"
+            let context = i < contexts.count ? contexts[i] : nil
+            throw context.map { ToolError.data("\($0): \(message)") } ?? ToolError.usage(message)
+        }
     }
 }
 

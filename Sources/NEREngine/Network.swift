@@ -1,4 +1,5 @@
 import Foundation
+import NERCore
 
 /// A batch's ids laid out time-major, as the CPU and GPU paths both read them: the rows of step t
 /// are `stepStart[t] + i` for the sentences i that reach it. Sentences of one length (training)

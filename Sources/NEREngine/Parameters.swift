@@ -1,4 +1,5 @@
 import Foundation
+import NERCore
 
 /// The network's shape; stored in model.json.
 public struct ModelConfig: Codable, Sendable, Equatable {

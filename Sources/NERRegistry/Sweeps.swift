@@ -12,7 +12,7 @@ extension Registry {
                 SELECT * FROM models WHERE sweep_id = ? AND status = 'registered' ORDER BY registered_at, model_id
                 """, arguments: [sweepId]).map(ModelRow.init)
         }
-        let scored = rows.map { (model: $0, score: Registry.score($0.metrics, metric)) }
+        let scored = rows.map { (model: $0, score: $0.metric(metric)) }
         return scored.sorted { a, b in
             switch (a.score, b.score) {
             case let (x?, y?): return x > y
@@ -37,8 +37,12 @@ extension Registry {
         }
         return (first.model, score)
     }
+}
 
-    static func score(_ metrics: JSON?, _ path: String) -> Double? {
+extension ModelRow {
+    /// A metric by its dotted path (`dev.f1`, `test.per_type.PER.f1`); `dev.f1` also finds a
+    /// trainer's `dev.overall.f1`.
+    public func metric(_ path: String) -> Double? {
         let keys = path.split(separator: ".").map(String.init)
         func walk(_ keys: [String]) -> Double? {
             var v = metrics

@@ -22,8 +22,9 @@ final class LoadedModel: Sendable {
         loadedAt = Timestamp.now()
     }
 
-    /// Finds, loads and warms up the model `spec` names. Parallelism comes from the batch workers,
-    /// one `predict` per worker, so each call stays on its own thread.
+    /// Finds and loads (maps) the model `spec` names; `warmUp` runs it before it serves.
+    /// Parallelism comes from the batch workers, one `predict` per worker, so each call stays on
+    /// its own thread.
     static func load(_ spec: String, home: Home, device: ComputeDevice) throws -> (LoadedModel, fromRegistry: Bool) {
         let located = try ModelLocator(home: home).locate(spec)
         let model = try NERModel.load(located.directory, device: device)

@@ -1,6 +1,6 @@
 import NERCore
 
-/// An entity found in text, the shape the `/ner` service of the cloud design returned (docs/records.md):
+/// An entity found in text, the shape `POST /ner` and `ner-infer` return (docs/records.md):
 /// `{"text": "George Washington", "tag": "PER", "start": 0, "end": 17, "score": 0.99}`.
 /// `start`/`end` count Unicode scalars from the start of the input text, end exclusive.
 public struct Entity: Codable, Sendable, Equatable {
@@ -115,8 +115,8 @@ extension Entities {
 }
 
 extension Entity {
-    /// Appends `[{"text":…,"tag":…,"start":…,"end":…,"score":…},…]`, the keys in the order the cloud
-    /// service wrote them. Written straight into bytes: on the hot path of `ner-infer` and `ner-serve`
+    /// Appends `[{"text":…,"tag":…,"start":…,"end":…,"score":…},…]`, the keys in the order
+    /// docs/records.md shows them (not sorted, unlike other records). Written straight into bytes: on the hot path of `ner-infer` and `ner-serve`
     /// a dictionary per entity cost more than tagging.
     public static func appendJSON(_ list: [Entity], to out: inout [UInt8]) {
         out.append(UInt8(ascii: "["))

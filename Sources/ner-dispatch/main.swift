@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NERCLI
 import NERCore
+import NERQueue
 import NERDispatch
 import NERRegistry
 
@@ -21,7 +22,7 @@ struct Dispatch: ParsableCommand {
         WRITES
           Every status transition (running, trained, packed, registered or done, failed, queued \
         again, cancelled) to the registry and as one JSON line on stdout: \
-        {"event":"transition","job_id":...,"status":...,"attempt":...,"at":...}. Finished jobs go \
+        {"type":"transition","job_id":...,"status":...,"attempt":...,"at":...}. Finished jobs go \
         to spool/done; a failed job is retried with attempt + 1, and after --max-attempts it is \
         dead-lettered to spool/failed with its cause.
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NERCLI
 import NERCore
+import NERQueue
 import NERDispatch
 import NERRegistry
 #if canImport(Glibc)
@@ -28,7 +29,7 @@ struct Queue: ParsableCommand {
           GENERATOR | ner-queue [SPEC OPTIONS as defaults]
           ner-queue --sweep SWEEP.json [SPEC OPTIONS as defaults]
           ner-queue --from MODEL [SPEC OPTIONS as overrides]
-          ner-queue --halve SWEEP_ID [--keep FRACTION] [--by METRIC] [--factor N]
+          ner-queue --halve SWEEP_ID [--keep-fraction F] [--by METRIC] [--factor N]
           ner-queue --list | --show JOB_ID | --cancel JOB_ID | --purge
         """,
         discussion: """
@@ -63,7 +64,7 @@ struct Queue: ParsableCommand {
 
         SUCCESSIVE HALVING (--halve SWEEP_ID)
           Early stopping for a sweep: queue every trial with a small budget (few epochs), and \
-        once that rung has finished, --halve keeps the best --keep fraction (default 0.5) of its \
+        once that rung has finished, --halve keeps the best --keep-fraction (default 0.5) of its \
         registered trials by --by (default dev.f1) and queues them again with --factor times the \
         epochs (default 2), as the next rung of the same sweep (each new job has "sweep_rung" and \
         its model as "parent_id"). The rest stop there. Repeat until one trial is left. A rung \
@@ -131,7 +132,7 @@ struct Queue: ParsableCommand {
     @Option(help: ArgumentHelp("Queue the best trials of a sweep's last rung again with more epochs.", valueName: "SWEEP_ID"))
     var halve: String?
     @Option(help: ArgumentHelp("With --halve: the fraction of trials kept (default 0.5).", valueName: "FRACTION"))
-    var keep: Double = 0.5
+    var keepFraction: Double = 0.5
     @Option(help: ArgumentHelp("With --halve: the metric ranking the trials (default dev.f1).", valueName: "METRIC"))
     var by = "dev.f1"
     @Option(help: ArgumentHelp("With --halve: how many times the epochs the next rung trains (default 2).", valueName: "N"))
@@ -144,25 +145,28 @@ struct Queue: ParsableCommand {
 
     func run() throws {
         try runTool("ner-queue", common) { log in
-            let home = common.resolvedHome
-            let spool = Spool(home: home)
-            try home.ensureLayout()
-            try spool.ensureLayout()
+            let queue = try JobQueue(home: common.resolvedHome)
             if maxTrials < 1 { throw ToolError.usage("--max-trials must be 1 or more, got \(maxTrials)") }
             let modes = [list, show != nil, cancel != nil, purge, sweep != nil, from != nil, halve != nil].filter { $0 }.count
             if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge, --sweep, --from, --halve") }
-            if list { return listJobs(spool) }
-            if let id = show { return try showJob(spool, id) }
-            if let id = cancel { return try cancelJob(spool, id, home: home, log: log) }
-            if purge {
-                let n = spool.purge()
-                log.info("purged \(n) finished job(s)")
-                return
+            if list { return queue.spool.entries().forEach { Output.line(queue.summary(of: $0)) } }
+            if let id = show { return try showJob(queue.spool, id) }
+            if let id = cancel { return try cancelJob(queue, id, log: log) }
+            if purge { return log.info("purged \(queue.spool.purge()) finished job(s)") }
+            if let sweep { return try enqueueSweep(sweep, queue, log: log) }
+            if let from {
+                let registry = try Registry(path: queue.home.registry, readOnly: true)
+                let (record, model) = try Retraining.job(from: from, overrides: flagRequest, registry: registry)
+                try submit([record], queue, log: log)
+                return log.info("retraining \(model.name):\(model.version) (\(model.modelId))")
             }
-            if let sweep { return try enqueueSweep(sweep, spool: spool, home: home, log: log) }
-            if let from { return try enqueueRetraining(from, spool: spool, home: home, log: log) }
-            if let halve { return try enqueueNextRung(halve, spool: spool, home: home, log: log) }
-            try enqueue(spool, home: home, log: log)
+            if let halve {
+                let registry = try Registry(path: queue.home.registry, readOnly: true)
+                let next = try Halving(keep: keepFraction, by: by, factor: factor).nextRung(of: halve, registry: registry, spool: queue.spool)
+                try submit(next.records, queue, log: log)
+                return log.info("sweep \(halve): rung \(next.rung) continues \(next.records.count) of \(next.ranked) trial(s)")
+            }
+            try enqueueRequests(queue, log: log)
         }
     }
 
@@ -171,13 +175,12 @@ struct Queue: ParsableCommand {
         var o: [String: JSON] = [:]
         if let name { o["name"] = .string(name) }
         if let priority { o["priority"] = .int(Int64(priority)) }
-        for (k, v) in [("train", train), ("dev", dev), ("test", test), ("optimizer", optimizer),
-                       ("embeddings", embeddings), ("device", device)] {
-            if let v { o[k] = .string(v) }
-        }
         // Flag paths are the working directory's, also under a sweep file whose own are its folder's.
-        for k in ["train", "dev", "test", "embeddings"] {
-            if let v = o[k]?.stringValue, v != "none" { o[k] = .string(absolute(v)) }
+        for (k, v) in [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings)] {
+            if let v { o[k] = .string(v == "none" ? v : absolute(v)) }
+        }
+        for (k, v) in [("optimizer", optimizer), ("device", device)] {
+            if let v { o[k] = .string(v) }
         }
         for (k, v) in [("epochs", epochs), ("batch_size", batchSize), ("hidden_size", hiddenSize),
                        ("word_dim", wordDim), ("char_dim", charDim), ("seed", seed), ("threads", threads),
@@ -196,46 +199,28 @@ struct Queue: ParsableCommand {
         return o
     }
 
-    func enqueue(_ spool: Spool, home: Home, log: Logger) throws {
-        var jobs: [Job] = []
-        var contexts: [String?] = []
+    /// One job from the flags, or one per request on stdin with the flags as defaults.
+    func enqueueRequests(_ queue: JobQueue, log: Logger) throws {
         if train != nil {
-            jobs.append(try JobRequest.make(from: .object(flagRequest), context: nil))
-            contexts.append(nil)
-        } else {
-            if isatty(0) == 1 {
-                throw ToolError.usage("give --train FILE, or pipe JSON requests on stdin (see --help)")
-            }
-            var reader = NDJSONReader(LineReader())
-            let defaults = flagRequest
-            while let line = try reader.next() {
-                var merged = defaults
-                for (k, v) in line.objectValue ?? [:] {
-                    if k == "resources", let d = merged[k]?.objectValue, let o = v.objectValue {
-                        merged[k] = .object(d.merging(o) { _, b in b })
-                    } else {
-                        merged[k] = v
-                    }
-                }
-                let context = "stdin:\(reader.lines.lineNumber)"
-                jobs.append(try JobRequest.make(from: .object(merged), context: context))
-                contexts.append(context)
-            }
-            if jobs.isEmpty { throw ToolError.data("stdin: no job requests") }
+            return try submit([try JSON.from(try JobRequest.make(from: .object(flagRequest), context: nil))], queue, log: log)
         }
-        try write(try jobs.map { try JSON.from($0) }, contexts: contexts, spool: spool, home: home, log: log)
+        if isatty(0) == 1 {
+            throw ToolError.usage("give --train FILE, or pipe JSON requests on stdin (see --help)")
+        }
+        var records: [JSON] = []
+        var contexts: [String?] = []
+        var reader = NDJSONReader(LineReader())
+        while let line = try reader.next() {
+            let context = "stdin:\(reader.lines.lineNumber)"
+            let request = line.objectValue.map { JSON.object(JobRequest.merged(flagRequest, with: $0)) } ?? line
+            records.append(try JSON.from(try JobRequest.make(from: request, context: context)))
+            contexts.append(context)
+        }
+        if records.isEmpty { throw ToolError.data("stdin: no job requests") }
+        try submit(records, contexts: contexts, queue, log: log)
     }
 
-    /// Queues `records` (`contexts` name where each came from, for errors) once every one passes.
-    func write(_ records: [JSON], contexts: [String?] = [], spool: Spool, home: Home, log: Logger) throws {
-        try checkPartitions(records, contexts: contexts, log: log)
-        try spool.enqueue(records)
-        recordQueued(records, home: home, log: log)
-        for r in records { Output.line(r) }
-        if records.count > 1 { log.info("queued \(records.count) jobs") }
-    }
-
-    func enqueueSweep(_ file: String, spool: Spool, home: Home, log: Logger) throws {
+    func enqueueSweep(_ file: String, _ queue: JobQueue, log: Logger) throws {
         let data: Data
         if file == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -246,131 +231,18 @@ struct Queue: ParsableCommand {
         let spec: JSON
         do { spec = try JSON.parse(data) } catch let e as ToolError { throw ToolError.data("\(file): \(e.message)") }
         let sweep = try Sweep(spec, defaults: flagRequest, file: file, maxTrials: maxTrials)
-        let sweepId = Job.makeId(name: sweep.name)
-        var records: [JSON] = []
-        var contexts: [String?] = []
-        for (i, trial) in sweep.trials.enumerated() {
-            let context = "\(file): trial \(i + 1)"
-            var r = try JSON.from(try JobRequest.make(from: .object(trial.request), context: context,
-                                                      relativeTo: file == "-" ? nil : folder(of: file)))
-            r["sweep_id"] = .string(sweepId)
-            r["sweep_params"] = .object(trial.params)
-            records.append(r)
-            contexts.append(context)
-        }
-        try write(records, contexts: contexts, spool: spool, home: home, log: log)
-        log.info("sweep \(sweepId): \(records.count) trial(s)")
+        let (records, contexts) = try JobQueue.trials(of: sweep, file: file, base: file == "-" ? nil : folder(of: file))
+        try submit(records, contexts: contexts, queue, log: log)
+        log.info("sweep \(records.first?["sweep_id"]?.stringValue ?? ""): \(records.count) trial(s)")
     }
 
-    func enqueueNextRung(_ sweepId: String, spool: Spool, home: Home, log: Logger) throws {
-        guard keep > 0 && keep < 1 else { throw ToolError.usage("--keep must be between 0 and 1, got \(keep)") }
-        guard factor >= 1 else { throw ToolError.usage("--factor must be 1 or more, got \(factor)") }
-        func rung(_ record: JSON?) -> Int { record?["sweep_rung"]?.intValue ?? 0 }
-        let trials = try Registry(path: home.registry, readOnly: true).sweepModels(sweepId, by: by)
-        guard let last = trials.map({ rung($0.model.record) }).max() else {
-            throw ToolError.noInput("sweep \(sweepId) has no registered model")
-        }
-        let unfinished = spool.entries().filter { e in
-            guard e.state == .queued || e.state == .running, let job = try? spool.read(e.path) else { return false }
-            return job["sweep_id"]?.stringValue == sweepId
-        }
-        if !unfinished.isEmpty {
-            throw ToolError(.tempFail, "sweep \(sweepId) still has \(unfinished.count) job(s) queued or running; halve it when they end")
-        }
-        let ranked = trials.filter { rung($0.model.record) == last && $0.score != nil }
-        guard ranked.count > 1 else { throw ToolError.failure("sweep \(sweepId) is down to \(ranked.count) scored trial(s) at rung \(last)") }
-        var records: [JSON] = []
-        for (model, _) in ranked.prefix(max(1, Int(Double(ranked.count) * keep))) {
-            guard var spec = model.record["spec"]?.objectValue else {
-                throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
-            }
-            spec["epochs"] = .int(Int64((spec["epochs"]?.intValue ?? JobSpec().epochs) * factor))
-            var record = try JSON.from(try JobRequest.make(from: ["name": .string(model.name), "spec": .object(spec)], context: nil))
-            record["sweep_id"] = .string(sweepId)
-            record["sweep_params"] = model.record["sweep_params"] ?? [:]
-            record["sweep_rung"] = .int(Int64(last + 1))
-            record["parent_id"] = .string(model.modelId)
-            records.append(record)
-        }
-        try write(records, spool: spool, home: home, log: log)
-        log.info("sweep \(sweepId): rung \(last + 1) continues \(records.count) of \(ranked.count) trial(s)")
-    }
-
-    func enqueueRetraining(_ spec: String, spool: Spool, home: Home, log: Logger) throws {
-        let registry = try Registry(path: home.registry, readOnly: true)
-        guard let model = try registry.resolve(spec) else { throw ToolError.noInput("unknown model \(clipped(spec))") }
-        guard let original = model.record["spec"]?.objectValue else {
-            throw ToolError.data("model \(model.modelId) was registered without the job spec it was trained from")
-        }
-        var request = flagRequest
-        var fields = original
-        for (k, v) in request where k != "name" && k != "priority" {
-            if k == "resources", let o = fields[k]?.objectValue, let n = v.objectValue {
-                fields[k] = .object(o.merging(n) { _, b in b })
-            } else {
-                fields[k] = v
-            }
-            request.removeValue(forKey: k)
-        }
-        request["spec"] = .object(fields)
-        if request["name"] == nil { request["name"] = .string(model.name) }
-        var record = try JSON.from(try JobRequest.make(from: .object(request), context: nil))
-        record["parent_id"] = .string(model.modelId)
-        try write([record], spool: spool, home: home, log: log)
-        log.info("retraining \(model.name):\(model.version) (\(model.modelId))")
-    }
-
-    /// A partition Slurm does not have would fail every submission later; with `sinfo` on PATH it is
-    /// refused now (64, or 65 when it came from an input line). A `sinfo` that cannot answer only warns.
-    func checkPartitions(_ records: [JSON], contexts: [String?], log: Logger) throws {
-        let wanted = records.enumerated().compactMap { i, r in
-            r["spec"]?["resources"]?["partition"]?.stringValue.map { (i, $0) }
-        }
-        guard !wanted.isEmpty else { return }
-        let known: Set<String>
-        do {
-            guard let k = try SlurmBackend.partitions() else { return }
-            known = k
-        } catch let e as ToolError {
-            log.warning("cannot check resources.partition: \(e.message)")
-            return
-        }
-        for (i, partition) in wanted where !known.contains(partition) {
-            let message = "resources.partition '\(clipped(partition))' is not a Slurm partition here "
-                + "(sinfo lists \(known.sorted().joined(separator: ", ")))"
-            let context = i < contexts.count ? contexts[i] : nil
-            throw context.map { ToolError.data("\($0): \(message)") } ?? ToolError.usage(message)
-        }
-    }
-
-    /// The spool is the source of truth for the queue; a registry that can't be written now is
-    /// told about the job when a dispatcher picks it up.
-    func recordQueued(_ records: [JSON], home: Home, log: Logger) {
-        do {
-            let registry = try Registry(path: home.registry)
-            try registry.recordTransitions(records.map {
-                Registry.Transition(jobId: $0["job_id"]?.stringValue ?? "", name: $0["name"]?.stringValue ?? "",
-                                    status: "queued", attempt: 1, record: $0)
-            })
-        } catch {
-            log.warning("job(s) queued, but the registry could not record it: \(error)")
-        }
-    }
-
-    func listJobs(_ spool: Spool) {
-        for e in spool.entries() {
-            let job = (try? spool.read(e.path)) ?? [:]
-            var o: [String: JSON] = [
-                "job_id": .string(e.jobId), "state": .string(e.state.rawValue),
-                "name": job["name"] ?? .null, "attempt": job["attempt"] ?? .null,
-                "priority": job["priority"] ?? .null, "created_at": job["created_at"] ?? .null,
-            ]
-            if let owner = e.owner { o["owner"] = .string(owner.description) }
-            if let t = e.leaseRenewed { o["lease_renewed"] = .string(Timestamp.format(t)) }
-            if let err = job["error"] { o["error"] = err }
-            if let model = job["model_id"] { o["model_id"] = model }
-            Output.line(.object(o))
-        }
+    /// Queues `records` once every one passes (`contexts` name where each came from, for errors)
+    /// and prints them.
+    func submit(_ records: [JSON], contexts: [String?] = [], _ queue: JobQueue, log: Logger) throws {
+        try SlurmBackend.checkPartitions(records, contexts: contexts, warn: { log.warning("\($0)") })
+        try queue.submit(records, log: log)
+        for r in records { Output.line(r) }
+        if records.count > 1 { log.info("queued \(records.count) jobs") }
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {
@@ -381,16 +253,11 @@ struct Queue: ParsableCommand {
         Output.line(job)
     }
 
-    func cancelJob(_ spool: Spool, _ id: String, home: Home, log: Logger) throws {
-        let was = try spool.cancel(id)
+    func cancelJob(_ queue: JobQueue, _ id: String, log: Logger) throws {
+        let was = try queue.cancel(id)
         if was == .queued {
-            if let registry = try? Registry(path: home.registry), let e = spool.find(id),
-               let job = try? spool.read(e.path) {
-                try? registry.recordTransition(jobId: id, name: job["name"]?.stringValue ?? "", status: "cancelled",
-                                               attempt: job["attempt"]?.intValue ?? 1, error: job["error"]?.stringValue)
-            }
             log.info("cancelled queued job \(id)")
-        } else if SlurmBackend.cancel(jobId: id, spool: spool) {
+        } else if SlurmBackend.cancel(jobId: id, spool: queue.spool) {
             log.info("scancel'ed the Slurm job of \(id); its dispatcher records it cancelled")
         } else {
             log.info("asked the dispatcher running \(id) to stop it")

@@ -199,7 +199,7 @@ struct List: ParsableCommand {
             if table {
                 printTable(["NAME", "VERSION", "STATUS", "ALIASES", "DEV_F1", "REGISTERED", "MODEL_ID"], rows.map { m in
                     [m.name, String(m.version), m.status, (aliasesOf[m.modelId] ?? []).sorted().joined(separator: ","),
-                     f1(m.metrics), m.registeredAt, m.modelId]
+                     f1(m), m.registeredAt, m.modelId]
                 })
             } else {
                 objects.forEach(Output.line)
@@ -649,11 +649,9 @@ func moveOutput(_ move: AliasMove?, name: String, alias: String, modelId: String
             "from_model": .string(modelId), "to_model": .string(modelId), "changed": false]
 }
 
-/// The dev F1 for tables, wherever the trainer put it (`dev.f1` or `dev.overall.f1`).
-func f1(_ metrics: JSON?) -> String {
-    let dev = metrics?["dev"]
-    guard let v = (dev?["f1"] ?? dev?["overall"]?["f1"])?.doubleValue else { return "-" }
-    return String(format: "%.4f", v)
+/// The dev F1 for tables.
+func f1(_ model: ModelRow) -> String {
+    model.metric("dev.f1").map { String(format: "%.4f", $0) } ?? "-"
 }
 
 func printTable(_ header: [String], _ rows: [[String]]) {

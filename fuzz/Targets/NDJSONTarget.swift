@@ -1,5 +1,6 @@
 import NERArtifact
 import NERCore
+import NERQueue
 
 /// Job and record NDJSON as the pipeline stages read it: each record is turned into a job the way
 /// `ner-queue` does, its spec decoded the way `ner-train` does and encoded again; then the whole

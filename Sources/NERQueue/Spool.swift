@@ -1,4 +1,5 @@
 import Foundation
+import NERCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,7 +92,7 @@ public struct Spool: Sendable {
                 guard let id = Spool.jobId(fromFileName: name) else { continue }
                 var e = Entry(state: state, path: dir + "/" + name, jobId: id)
                 if state == .running {
-                    e.owner = Claim.owner(fromFileName: name)
+                    e.owner = ClaimName(fileName: name)?.owner
                     e.leaseRenewed = modificationDate(e.path)
                 }
                 out.append(e)
@@ -127,10 +128,36 @@ public struct Spool: Sendable {
         public let jobId: String
         public var job: JSON
 
-        static func owner(fromFileName name: String) -> ProcessIdentity? {
-            let parts = name.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count == 4, let pid = Int32(parts[2]), let start = UInt64(parts[3]) else { return nil }
-            return ProcessIdentity(host: String(parts[1]), pid: pid, startTicks: start)
+    }
+
+    /// The name of a job file held in `cur/` (docs/spool.md): `KEY@HOST@PID@TICKS` for a
+    /// dispatcher's claim, hidden as `.KEY@recovering@HOST@PID@TICKS` (or `@cancelling@`) while a
+    /// recovery or a cancellation holds it. KEY is the file's name in `new/`.
+    public struct ClaimName: Sendable, Equatable {
+        public var key: String
+        public var owner: ProcessIdentity
+        /// `recovering` or `cancelling` for the hidden names; nil for a claim.
+        public var purpose: String?
+
+        public init(key: String, owner: ProcessIdentity, purpose: String? = nil) {
+            self.key = key
+            self.owner = owner
+            self.purpose = purpose
+        }
+
+        public init?(fileName name: String) {
+            let hidden = name.hasPrefix(".")
+            let parts = name.dropFirst(hidden ? 1 : 0).split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == (hidden ? 5 : 4), let pid = Int32(parts[parts.count - 2]),
+                  let ticks = UInt64(parts[parts.count - 1]) else { return nil }
+            key = String(parts[0])
+            purpose = hidden ? String(parts[1]) : nil
+            owner = ProcessIdentity(host: String(parts[parts.count - 3]), pid: pid, startTicks: ticks)
+        }
+
+        public var fileName: String {
+            (purpose == nil ? "" : ".") + ([key] + (purpose.map { [$0] } ?? [])
+                + [owner.host, String(owner.pid), String(owner.startTicks)]).joined(separator: "@")
         }
     }
 
@@ -138,7 +165,7 @@ public struct Spool: Sendable {
     /// Losing a race for one (ENOENT) moves on to the next.
     public func claim(from candidates: inout ArraySlice<String>, owner: ProcessIdentity) throws -> Claim? {
         while let key = candidates.popFirst() {
-            let claimed = cur + "/" + key + "@\(owner.host)@\(owner.pid)@\(owner.startTicks)"
+            let claimed = cur + "/" + ClaimName(key: key, owner: owner).fileName
             // No fsync: a claim lost to a power cut leaves the job queued, and it simply runs again.
             guard try AtomicFile.move(new + "/" + key, to: claimed, durable: false) else { continue }
             touch(claimed)
@@ -167,8 +194,8 @@ public struct Spool: Sendable {
     /// Takes over the claim `name` (in `cur/`) of a dispatcher that is gone while its job still runs
     /// elsewhere (a Slurm job): one rename to the new owner, so of two adopters exactly one wins.
     public func adopt(claimName name: String, owner: ProcessIdentity) throws -> Claim? {
-        let key = String(name.split(separator: "@", maxSplits: 1)[0])
-        let mine = cur + "/" + key + "@\(owner.host)@\(owner.pid)@\(owner.startTicks)"
+        guard let key = ClaimName(fileName: name)?.key else { return nil }
+        let mine = cur + "/" + ClaimName(key: key, owner: owner).fileName
         guard try AtomicFile.move(cur + "/" + name, to: mine, durable: false) else { return nil }
         touch(mine)
         return Claim(path: mine, key: key, jobId: Spool.jobId(fromFileName: key) ?? key, job: try read(mine))
@@ -246,13 +273,9 @@ public struct Spool: Sendable {
         var out: [Recovery] = []
         let now = Date()
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: cur)) ?? []).sorted()
-        for name in names where name.contains("@") {
-            let hidden = name.hasPrefix(".")
-            let parts = name.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count >= 4, let pid = Int32(parts[parts.count - 2]),
-                  let start = UInt64(parts[parts.count - 1]) else { continue }
-            let owner = ProcessIdentity(host: String(parts[parts.count - 3]), pid: pid, startTicks: start)
-            guard owner != me else { continue }
+        for name in names {
+            guard let held = ClaimName(fileName: name), held.owner != me else { continue }
+            let hidden = held.purpose != nil, owner = held.owner, key = held.key
             let path = cur + "/" + name
             let reason: String
             if owner.isAliveHere == false {
@@ -260,9 +283,8 @@ public struct Spool: Sendable {
             } else if let m = modificationDate(path), now.timeIntervalSince(m) > lease {
                 reason = "lease of dispatcher \(owner) expired"
             } else { continue }
-            let key = String(parts[0].dropFirst(hidden ? 1 : 0))
             let jobId = Spool.jobId(fromFileName: key) ?? key
-            let mine = cur + "/." + key + "@recovering@\(me.host)@\(me.pid)@\(me.startTicks)"
+            let mine = cur + "/" + ClaimName(key: key, owner: me, purpose: "recovering").fileName
             guard (try? AtomicFile.move(path, to: mine)) == true else { continue }
             if isFinished(key: key) || (hidden && isQueued(key: key)) {
                 unlink(mine)  // the job got further than its claim says (finished, or already requeued)
@@ -295,7 +317,7 @@ public struct Spool: Sendable {
         case .queued:
             let key = (e.path as NSString).lastPathComponent
             let me = ProcessIdentity.current
-            let mine = cur + "/." + key + "@cancelling@\(me.host)@\(me.pid)@\(me.startTicks)"
+            let mine = cur + "/" + ClaimName(key: key, owner: me, purpose: "cancelling").fileName
             guard try AtomicFile.move(e.path, to: mine) else { return try cancel(jobId) }
             try deadLetter(path: mine, key: key, job: try read(mine), error: "cancelled by \(currentUser())")
         case .running:

@@ -1,5 +1,6 @@
 import Foundation
 import NERCore
+import NERQueue
 import Testing
 import TestSupport
 #if canImport(Glibc)

@@ -1,8 +1,23 @@
 import Foundation
+import NERCore
 
 /// Turns a training request (flags or one JSON line) into a validated job record.
 public enum JobRequest {
     static let topLevelFields: Set<String> = ["name", "priority", "spec"]
+
+    /// `base` with `overrides` on top; `resources` is merged field by field, so overriding the
+    /// time keeps the partition.
+    public static func merged(_ base: [String: JSON], with overrides: [String: JSON]) -> [String: JSON] {
+        var out = base
+        for (k, v) in overrides {
+            if k == "resources", let b = out[k]?.objectValue, let o = v.objectValue {
+                out[k] = .object(b.merging(o) { _, new in new })
+            } else {
+                out[k] = v
+            }
+        }
+        return out
+    }
 
     /// Builds a job from `request`: either `{"name", "priority", "spec": {...}}` or the spec's fields
     /// at the top level beside `name`/`priority`. Unknown fields are refused (a typo must not silently

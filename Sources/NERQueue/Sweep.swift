@@ -1,7 +1,7 @@
 import Foundation
 import NERCore
 
-/// A hyper-parameter search (the cloud design's HPO) written as one JSON object:
+/// A hyper-parameter search written as one JSON object:
 ///
 ///     {"name": "news", "base": {"train": "train.txt", "dev": "dev.txt", "epochs": 20},
 ///      "grid": {"learning_rate": [0.001, 0.002], "dropout": [0.3, 0.5]}}
@@ -62,7 +62,7 @@ public struct Sweep {
                 throw bad("a random sweep needs trials: 1 or more")
             }
             if trials > maxTrials { throw tooMany(String(trials)) }
-            var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: o["seed"]?.intValue ?? 1))
+            var rng = SeededRandom(seed: UInt64(truncatingIfNeeded: o["seed"]?.intValue ?? 1))
             points = []
             for _ in 0..<trials {
                 var p: [String: JSON] = [:]
@@ -75,7 +75,7 @@ public struct Sweep {
         trials = points.map { p in (base.merging(p) { _, b in b }, p) }
     }
 
-    static func draw(_ d: JSON, key: String, rng: inout SplitMix64, bad: (String) -> ToolError) throws -> JSON {
+    static func draw(_ d: JSON, key: String, rng: inout SeededRandom, bad: (String) -> ToolError) throws -> JSON {
         guard let o = d.objectValue, o.count == 1, let (kind, arg) = o.first else {
             throw bad("random.\(key) must be {\"uniform\": [lo, hi]}, {\"log_uniform\": [lo, hi]}, {\"int\": [lo, hi]} or {\"choice\": [...]}")
         }
@@ -87,7 +87,7 @@ public struct Sweep {
         guard list.count == 2, let lo = list[0].doubleValue, let hi = list[1].doubleValue, lo <= hi else {
             throw bad("random.\(key).\(kind) must be [lo, hi] with lo <= hi")
         }
-        let u = rng.unit()
+        let u = rng.unitDouble()
         switch kind {
         case "uniform": return .double(lo + (hi - lo) * u)
         case "log_uniform":
@@ -97,19 +97,4 @@ public struct Sweep {
         default: throw bad("random.\(key): unknown distribution '\(kind)' (uniform, log_uniform, int, choice)")
         }
     }
-}
-
-/// A small, well-mixed generator: the same seed gives the same sweep on every platform.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -7,9 +7,9 @@ SWIFT     ?= swift
 CONFIG    ?= release
 PREFIX    ?= /usr/local
 DEMO_HOME ?= $(CURDIR)/.demo-home
-TOOLS     := ner-queue ner-dispatch ner-train ner-pack ner-register ner-infer ner-serve
+TOOLS     := ner-queue ner-dispatch ner-train ner-pack ner-register ner-infer ner-serve ner-console
 APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
-TEST_PKGS := strace
+TEST_PKGS := strace chromium chromium-driver
 SWIFTFLAGS := -c $(CONFIG)
 
 .PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
@@ -18,14 +18,14 @@ all: build
 
 # Installs the C libraries with apt-get when missing (needs root or sudo).
 deps:
-	@missing=""; for p in $(APT_PKGS) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PKGS) $(if $(filter test bench,$(MAKECMDGOALS)),$(TEST_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Builds the seven tools and links them into bin/, so PATH=$PWD/bin:$PATH works.
+# Builds the eight tools and links them into bin/, so PATH=$PWD/bin:$PATH works.
 build: deps
 	$(SWIFT) build $(SWIFTFLAGS)
 	@mkdir -p bin

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// A small core of library modules (one per concern) and seven thin executables.
+// A small core of library modules (one per concern) and eight thin executables.
 // C libraries come in as system-library modules: OpenBLAS (math), libarchive (tarballs);
 // SQLite comes through GRDB.
 
@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "ner-register", targets: ["ner-register"]),
         .executable(name: "ner-infer", targets: ["ner-infer"]),
         .executable(name: "ner-serve", targets: ["ner-serve"]),
+        .executable(name: "ner-console", targets: ["ner-console"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,6 +68,15 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // The web console (docs/console.md): its pages are compiled in (Assets.swift).
+        .target(name: "NERConsole", dependencies: [
+            "NERCore", "NERQueue", "NERDispatch", "NERRegistry", "NERModelStore", "NEREngine", "NERText",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .target(name: "NERModelStore", dependencies: ["NERCore", "NERRegistry", "NERArtifact"]),
         .target(name: "NERInference", dependencies: [
             "NERCore", "NEREngine", "NERText",
@@ -84,6 +94,7 @@ let package = Package(
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERInference", "NERModelStore"]),
         .executableTarget(name: "ner-serve", dependencies: ["NERCLI", "NERCore", "NERModelStore", "NERServer"]),
+        .executableTarget(name: "ner-console", dependencies: ["NERCLI", "NERCore", "NERConsole", "NERRegistry"]),
 
         // Fuzzing (docs/fuzzing.md): the targets, and a driver that is libFuzzer's under `make fuzz`
         // and replays files otherwise.
@@ -108,7 +119,11 @@ let package = Package(
         .testTarget(name: "FuzzCorpusTests", dependencies: ["NERFuzz"]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",
-            "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",
+            "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve", "ner-console",
+        ]),
+        .testTarget(name: "NERConsoleTests", dependencies: [
+            "TestSupport", "NERCore", "NERRegistry",
+            "ner-console", "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer",
         ]),
     ],
     swiftLanguageModes: [.v5]

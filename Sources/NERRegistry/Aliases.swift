@@ -6,27 +6,28 @@ extension Registry {
     /// Points `name@alias` at a model and appends the move to the audit. The model must be a
     /// registered model of that name. Returns the move, or nil when the alias already pointed there.
     @discardableResult
-    public func setAlias(name: String, alias: String, modelId: String, action: String = "set") throws -> AliasMove? {
+    public func setAlias(name: String, alias: String, modelId: String, action: String = "set", who: String? = nil) throws -> AliasMove? {
         try Registry.validateAlias(alias)
         guard ["set", "promote", "rollback"].contains(action) else {
             throw ToolError.usage("alias action must be set, promote or rollback, got \(action)")
         }
-        return try write { db in try moveAlias(db, name: name, alias: alias, modelId: modelId, action: action) }
+        return try write { db in try moveAlias(db, name: name, alias: alias, modelId: modelId, action: action, who: who) }
     }
 
-    /// Points the model's name at it under `alias` (default `production`).
+    /// Points the model's name at it under `alias` (default `production`). `who` names the mover in
+    /// the audit (default `user@host`; the web console gives its signed-in user's name).
     @discardableResult
-    public func promote(modelId: String, alias: String = "production") throws -> AliasMove? {
+    public func promote(modelId: String, alias: String = "production", who: String? = nil) throws -> AliasMove? {
         try Registry.validateAlias(alias)
         return try write { db in
             guard let m = try fetchModel(db, id: modelId) else { throw ToolError.noInput("unknown model \(modelId)") }
-            return try moveAlias(db, name: m.name, alias: alias, modelId: modelId, action: "promote")
+            return try moveAlias(db, name: m.name, alias: alias, modelId: modelId, action: "promote", who: who)
         }
     }
 
     /// Puts back what `name@alias` pointed at before its last move. The audit is read as a stack:
     /// every set or promote pushes, every rollback pops, so repeated rollbacks walk further back.
-    public func rollback(name: String, alias: String = "production") throws -> ModelRow {
+    public func rollback(name: String, alias: String = "production", who: String? = nil) throws -> ModelRow {
         try Registry.validateAlias(alias)
         return try write { db in
             let moves = try Row.fetchAll(db, sql: "SELECT * FROM alias_audit WHERE name = ? AND alias = ? ORDER BY id",
@@ -44,7 +45,7 @@ extension Registry {
                 throw ToolError.failure("\(name)@\(alias) has no earlier target to roll back to")
             }
             let target = stack[stack.count - 2]
-            _ = try moveAlias(db, name: name, alias: alias, modelId: target, action: "rollback")
+            _ = try moveAlias(db, name: name, alias: alias, modelId: target, action: "rollback", who: who)
             return try fetchModel(db, id: target)!
         }
     }
@@ -88,7 +89,8 @@ extension Registry {
             """, arguments: [name, alias]).map(ModelRow.init)
     }
 
-    private func moveAlias(_ db: Database, name: String, alias: String, modelId: String, action: String) throws -> AliasMove? {
+    private func moveAlias(_ db: Database, name: String, alias: String, modelId: String, action: String,
+                           who: String?) throws -> AliasMove? {
         guard let m = try fetchModel(db, id: modelId) else { throw ToolError.noInput("unknown model \(modelId)") }
         guard m.name == name else {
             throw ToolError.usage("model \(modelId) is a model of \(m.name), not of \(name)")
@@ -106,7 +108,7 @@ extension Registry {
             """, arguments: [name, alias, modelId, now])
         try db.execute(sql: """
             INSERT INTO alias_audit (name, alias, from_model, to_model, at, who, action) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [name, alias, from, modelId, now, Registry.who, action])
+            """, arguments: [name, alias, from, modelId, now, who ?? Registry.who, action])
         return try Row.fetchOne(db, sql: "SELECT * FROM alias_audit WHERE id = ?", arguments: [db.lastInsertedRowID])
             .map(AliasMove.init)
     }

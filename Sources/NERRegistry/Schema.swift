@@ -84,6 +84,35 @@ extension Registry {
                 CREATE INDEX models_sweep ON models (sweep_id);
                 """)
         }
+        // The web console (docs/console.md): its users, their sessions, and the audit of what each
+        // did there. Sign-in tokens and session ids are kept only as SHA-256 digests.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    name       TEXT PRIMARY KEY NOT NULL,
+                    role       TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+                    token_hash TEXT UNIQUE,
+                    created_at TEXT NOT NULL,
+                    created_by TEXT NOT NULL
+                );
+                CREATE TABLE sessions (
+                    id_hash    TEXT PRIMARY KEY NOT NULL,
+                    user       TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                    csrf       TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    expires_at TEXT NOT NULL
+                );
+                CREATE INDEX sessions_user ON sessions (user);
+                CREATE TABLE audit (
+                    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at     TEXT NOT NULL,
+                    who    TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT,
+                    detail TEXT
+                );
+                """)
+        }
         return m
     }
 

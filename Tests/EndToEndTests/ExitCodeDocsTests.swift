@@ -5,7 +5,7 @@ import TestSupport
 
 /// Every exit code a tool may end with is in each tool's --help and in docs/exit-codes.md.
 @Suite struct ExitCodeDocsTests {
-    static let tools = ["ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve"]
+    static let tools = ["ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve", "ner-console"]
 
     @Test func everyToolsHelpListsEveryCode() throws {
         for tool in Self.tools {

@@ -370,7 +370,10 @@ public final class ConsoleApp: @unchecked Sendable {
 
     /// The end of a job's log (`$NER_HOME/logs/JOB_ID.log`) from `offset` (-1: its last 64 KiB).
     func logTail(_ id: String, offset: Int) throws -> Response {
-        do { try Job.validateName(id) } catch { throw HTTPError(status: 400, message: "not a job id: \(clipped(id))") }
+        // Job ids are NAME-UUID (docs/records.md): nothing here can leave the logs folder.
+        guard !id.isEmpty, id.count <= 200, !id.hasPrefix("."), id.utf8.allSatisfy({
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
+        }) else { throw HTTPError(status: 400, message: "not a job id: \(clipped(id))") }
         let path = options.home.logs + "/" + id + ".log"
         guard let handle = FileHandle(forReadingAtPath: path) else {
             return ConsoleApp.json(200, ["text": "", "offset": 0, "size": 0, "exists": false])

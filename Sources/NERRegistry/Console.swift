@@ -230,15 +230,17 @@ extension Registry {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT name, COUNT(*) AS n, MAX(version) AS v, MAX(registered_at) AS r FROM models GROUP BY name ORDER BY name
-                """).map { ($0["name"], $0["n"], $0["v"], $0["r"]) }
+                """).map { row in
+                    (name: row["name"] as String, versions: row["n"] as Int, latest: row["v"] as Int, updated: row["r"] as String)
+                }
         }
     }
 
     /// Every alias of every name (name, alias, model id).
     public func allAliases() throws -> [(name: String, alias: String, modelId: String)] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT name, alias, model_id FROM aliases ORDER BY name, alias").map {
-                ($0["name"], $0["alias"], $0["model_id"])
+            try Row.fetchAll(db, sql: "SELECT name, alias, model_id FROM aliases ORDER BY name, alias").map { row in
+                (name: row["name"] as String, alias: row["alias"] as String, modelId: row["model_id"] as String)
             }
         }
     }

@@ -519,7 +519,6 @@ public final class ConsoleApp: @unchecked Sendable {
         var o = m.json.objectValue ?? [:]
         o["sweep_params"] = m.record["sweep_params"] ?? .null
         o["spec"] = m.record["spec"] ?? .null
-        o["created_by"] = m.record["created_by"] ?? .null
         return .object(o)
     }
 
@@ -529,7 +528,13 @@ public final class ConsoleApp: @unchecked Sendable {
         var aliases: [String: JSON] = [:]
         for (k, v) in try registry.aliases(name: name) { aliases[k] = .string(v) }
         // Who queued each version's job, from the console's audit, when it was queued there.
-        return ConsoleApp.json(200, ["name": .string(name), "versions": .array(versions.reversed().map(ConsoleApp.summary)),
+        let by = try registry.queuedBy(jobIds: versions.compactMap(\.jobId))
+        let rows: [JSON] = versions.reversed().map { m in
+            var o = ConsoleApp.summary(m)
+            if let job = m.jobId, let who = by[job] { o["created_by"] = .string(who) }
+            return o
+        }
+        return ConsoleApp.json(200, ["name": .string(name), "versions": .array(rows),
                                      "aliases": .object(aliases),
                                      "history": .array(try registry.aliasHistory(name: name).reversed().map(\.json))])
     }

@@ -487,7 +487,9 @@ function typeBars(perType) {
   const types = Object.keys(perType || {}).sort();
   const W = Math.max(300, 60 + types.length * 90), H = 220, L = 36, B = 30, T = 24;
   const g = sv('svg', { class: 'chart', width: W, height: H, 'data-chart': 'types' });
-  g.append(sv('text', { x: L, y: 14 }, 'Dev precision / recall / F1 per type'));
+  g.append(sv('text', { x: L, y: 14 }, 'Dev scores per type:'));
+  [['precision', 'bar-p'], ['recall', 'bar-r'], ['F1', 'bar-f']].forEach(([k, cls], j) => g.append(
+    sv('rect', { class: cls, x: L + 112 + j * 72, y: 6, width: 10, height: 10 }), sv('text', { x: L + 126 + j * 72, y: 14 }, k)));
   const Y = (v) => H - B - v * (H - T - B);
   for (let i = 0; i <= 4; i++) g.append(sv('line', { class: 'grid', x1: L, x2: W, y1: Y(i / 4), y2: Y(i / 4) }), sv('text', { x: 4, y: Y(i / 4) + 3 }, (25 * i) + '%'));
   types.forEach((t, i) => {
@@ -525,7 +527,8 @@ async function modelPage(main, name, params) {
     el('td', { class: 'num' }, bytes(v.bytes)), el('td', { class: 'mono', title: v.sha256 || '' }, (v.sha256 || '').slice(0, 12)),
     el('td', { class: 'mono' }, v.parent_id || ''),
     el('td', { class: 'mono' }, v.sweep_id ? link('#/sweep/' + enc(v.sweep_id), String(v.sweep_id).slice(0, 16) + '…') : ''),
-    el('td', {}, when(v.created_at)), el('td', {}, (aliasOf[v.model_id] || []).map((a) => el('span', { class: 'chip' }, a))),
+    el('td', {}, when(v.created_at), v.created_by ? el('div', { class: 'muted' }, 'by ' + v.created_by) : null),
+    el('td', {}, (aliasOf[v.model_id] || []).map((a) => el('span', { class: 'chip' }, a))),
     el('td', {}, can('operator') && v.status === 'registered' && m.aliases.production !== v.model_id
       ? el('button', { class: 'promote op', 'data-version': v.version, onclick: () => promote(v) }, 'Promote') : null))));
   const history = el('tbody', { id: 'alias-history' }, m.history.map((h) => el('tr', {},

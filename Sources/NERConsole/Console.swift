@@ -43,19 +43,20 @@ public enum Console {
         let stop = DispatchSemaphore(value: 0)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+        let signalSources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler { stop.signal() }
             s.resume()
             return s
         }
+        // Cancelled only on the way out: a source released early would drop the signal.
+        defer { for s in signalSources { s.cancel() } }
         let poller = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ner-console.poll"))
         poller.schedule(deadline: .now() + 1, repeating: 1.0, leeway: .milliseconds(100))
         poller.setEventHandler { app.poll() }
         poller.resume()
         stop.wait()
         poller.cancel()
-        _ = sources
         log.info("stopping")
         server.stop()
     }

@@ -156,6 +156,23 @@ extension Registry {
                        arguments: [Timestamp.now(), who, action, target, detail])
     }
 
+    /// Who queued each of these jobs through the console (job id → user), from the audit.
+    public func queuedBy(jobIds: [String]) throws -> [String: String] {
+        guard !jobIds.isEmpty else { return [:] }
+        return try read { db in
+            var out: [String: String] = [:]
+            for chunk in stride(from: 0, to: jobIds.count, by: 500).map({ Array(jobIds[$0..<min($0 + 500, jobIds.count)]) }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT target, who FROM audit WHERE action IN ('job.queue', 'job.retrain', 'sweep.queue') AND target IN (\(marks))
+                    """, arguments: StatementArguments(chunk)) {
+                    out[row["target"]] = row["who"]
+                }
+            }
+            return out
+        }
+    }
+
     /// The newest `limit` audit entries, newest first.
     public func auditLog(limit: Int = 200) throws -> [AuditRow] {
         try read { db in

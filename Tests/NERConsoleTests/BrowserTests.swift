@@ -48,7 +48,12 @@ final class Browser: @unchecked Sendable {
     func quit() {
         if !session.isEmpty { _ = try? call("DELETE", "/session/\(session)") }
         session = ""
-        if driver.isRunning { driver.terminate(); driver.waitUntilExit() }
+        if driver.isRunning {
+            driver.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while driver.isRunning && Date() < deadline { usleep(20_000) }
+            if driver.isRunning { kill(driver.processIdentifier, SIGKILL) }
+        }
     }
 
     deinit { quit() }
@@ -134,8 +139,8 @@ final class Browser: @unchecked Sendable {
         // Start a training from the form.
         try browser.go(console.base + "/#/new")
         #expect(try browser.rendered("new"))
-        for (field, value) in [("name", "web"), ("train", data + "/train.txt"), ("dev", data + "/dev.txt"), ("epochs", "3"),
-                               ("hidden_size", "32"), ("word_dim", "32"), ("char_dim", "16"), ("threads", "1"), ("patience", "5")] {
+        for (field, value) in [("name", "web"), ("train", data + "/train.txt"), ("dev", data + "/dev.txt"), ("epochs", "12"),
+                               ("hidden_size", "32"), ("word_dim", "32"), ("char_dim", "16"), ("threads", "1"), ("patience", "20")] {
             try browser.type("#in-\(field)", value)
         }
         try browser.screenshot("new-training")
@@ -143,7 +148,7 @@ final class Browser: @unchecked Sendable {
         try browser.type("#in-epochs", "0")
         try browser.click("#submit-job")
         #expect(try browser.wait(10, "return document.getElementById('err-epochs').textContent.includes('epochs must be between')"))
-        try browser.type("#in-epochs", "3")
+        try browser.type("#in-epochs", "12")
         try browser.click("#submit-job")
         #expect(try browser.wait(10, "return location.hash.startsWith('#/job/')"))
         #expect(try browser.rendered("job"))
@@ -156,10 +161,14 @@ final class Browser: @unchecked Sendable {
               if (s && window.seen[window.seen.length - 1] !== s) window.seen.push(s); })
               .observe(document.getElementById('main'), { subtree: true, childList: true, characterData: true });
             """)
-        let dispatcher = try run("ner-dispatch", ["--drain", "--home", home, "--quiet"])
+        // The tiny model trains in about a second; the pause keeps the job visibly running across a
+        // few of the console's one-second event polls.
+        let dispatcher = try run("ner-dispatch", ["--drain", "--home", home, "--quiet",
+                                                  "--command", "sleep 3 && ner-train | ner-pack | ner-register"])
         #expect(dispatcher.status == 0, "\(dispatcher.stderr)")
-        #expect(try browser.wait(30, "return document.getElementById('job-status').textContent === 'registered'"),
-                "seen: \(try browser.script("return window.seen").compactString)")
+        let registered = try browser.wait(30, "return document.getElementById('job-status').textContent === 'registered'")
+        let seenJSON = try browser.script("return window.seen").compactString
+        #expect(registered, "seen: \(seenJSON)")
         let seen = try browser.script("return window.seen").arrayValue?.compactMap(\.stringValue) ?? []
         #expect(seen.first == "queued" && seen.contains("running") && seen.last == "registered", "seen \(seen)")
         #expect(try browser.script("return window.marker") == 42, "the page was not reloaded")

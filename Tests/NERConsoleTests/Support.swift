@@ -22,7 +22,7 @@ final class ConsoleProcess: @unchecked Sendable {
     init(home: String, args: [String] = []) throws {
         self.home = home
         errFile = home + "/console.stderr"
-        FileManager.default.createFile(atPath: errFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: TestTools.path("ner-console"))
         process.arguments = ["--home", home, "--port", "0"] + args
         process.standardOutput = FileHandle.nullDevice
@@ -52,11 +52,19 @@ final class ConsoleProcess: @unchecked Sendable {
         throw Failure("no sign-in link on stderr: \(stderr)")
     }
 
-    func stop() {
+    /// SIGTERM, as a service manager stops it; it must be gone within ten seconds.
+    @discardableResult
+    func stop() -> Bool {
+        guard process.isRunning else { return true }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            return false
         }
+        return true
     }
 
     deinit { stop() }

@@ -2,9 +2,11 @@
 # ner-console in headless Chromium (docs/console.md): a registry seeded with JOBS jobs (default
 # 10,000) and one model name with VERSIONS versions (default 1,000); the time from navigation to
 # the page having drawn its data (the page marks it, window.nerRendered) for the jobs page and the
-# model's versions page, RUNS times each (median and worst); then PAGES pages (default 50) open on
-# the event stream with nothing happening, and the console's CPU over IDLE seconds (default 30) as
-# a share of one core.
+# model's versions page, RUNS times each (median and worst); then PAGES clients (default 50)
+# following the event stream as open pages do, nothing happening, and the console's CPU over IDLE
+# seconds (default 30) as a share of one core. (The clients are plain HTTP streams: one browser
+# holds at most 6 HTTP/1.1 connections to a host, so 50 pages are 50 browsers, or HTTP/2 through
+# a proxy.)
 #   Needs chromium and chromium-driver (Debian packages; `make bench` installs them).
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
@@ -91,25 +93,27 @@ def measure(url, page, check):
     print(f"  {url[len(base):]}: median {statistics.median(times):.0f} ms, worst {max(times):.0f} ms over {runs} loads ({n})")
 print("render time in headless Chromium (navigation start to data drawn):")
 measure(base + "/#/jobs", "jobs", "return document.getElementById('jobs-info').textContent + ' shown'")
-measure(base + "/#/model/big", "model", "return document.querySelectorAll('#versions tr').length + ' version rows'")
+measure(base + "/#/model/big", "model", "return document.getElementById('versions-info').textContent + ' shown, 100 a page'")
 measure(base + "/#/models", "models", "return document.querySelectorAll('#models tbody tr').length + ' names'")
 
 def ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
-for i in range(pages - 1):
-    call("POST", s + "/window/new", {"type": "tab"})
-handles = call("GET", s + "/window/handles")
-for h in handles:
-    call("POST", s + "/window", {"handle": h})
-    call("POST", s + "/url", {"url": base + "/#/jobs"})
-time.sleep(3)
-open_streams = run("return document.getElementById('live').classList.contains('on')")
+import http.client, socket
+cookie = [c for c in call("GET", s + "/cookie") if c["name"] == "ner_session"][0]["value"]
+streams = []
+for i in range(pages):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=idle + 30)
+    conn.request("GET", "/api/events", headers={"Cookie": "ner_session=" + cookie, "Accept": "text/event-stream"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("Content-Type") == "text/event-stream", r.status
+    streams.append((conn, r))
+time.sleep(2)
 hz = os.sysconf("SC_CLK_TCK")
 a, t0 = ticks(console), time.time()
 time.sleep(idle)
 b, t1 = ticks(console), time.time()
-print(f"{len(handles)} pages open on the event stream (last one live: {open_streams}), nothing happening for {idle} s:")
+print(f"{len(streams)} clients following the event stream, nothing happening for {idle} s:")
 print(f"  ner-console CPU {100 * (b - a) / hz / (t1 - t0):.2f}% of one core")
 call("DELETE", s)
 PY

@@ -523,19 +523,18 @@ public final class ConsoleApp: @unchecked Sendable {
     }
 
     func modelName(_ name: String) throws -> Response {
-        let versions = try registry.models(name: name)
+        let versions = try registry.versionTable(name: name)
         guard !versions.isEmpty else { throw HTTPError(status: 404, message: "no model named \(clipped(name))") }
         var aliases: [String: JSON] = [:]
         for (k, v) in try registry.aliases(name: name) { aliases[k] = .string(v) }
         // Who queued each version's job, from the console's audit, when it was queued there.
-        let by = try registry.queuedBy(jobIds: versions.compactMap(\.jobId))
-        let rows: [JSON] = versions.reversed().map { m in
-            var o = ConsoleApp.summary(m)
-            if let job = m.jobId, let who = by[job] { o["created_by"] = .string(who) }
+        let by = try registry.queuedBy(jobIds: versions.compactMap { $0["job_id"]?.stringValue })
+        let rows: [JSON] = versions.map { v in
+            var o = v
+            if let job = v["job_id"]?.stringValue, let who = by[job] { o["created_by"] = .string(who) }
             return o
         }
-        return ConsoleApp.json(200, ["name": .string(name), "versions": .array(rows),
-                                     "aliases": .object(aliases),
+        return ConsoleApp.json(200, ["name": .string(name), "versions": .array(rows), "aliases": .object(aliases),
                                      "history": .array(try registry.aliasHistory(name: name).reversed().map(\.json))])
     }
 

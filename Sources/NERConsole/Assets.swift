@@ -52,6 +52,7 @@ h2 { margin:4px 0 14px; font-size:19px; } h3 { margin:20px 0 8px; font-size:15px
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
 th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#f0f2f5; font-weight:600; } th.sort { cursor:pointer; }
+tr.sel td { background:#eef3ff; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
 a { color:var(--accent); }
 .muted { color:var(--muted); } .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
@@ -519,19 +520,33 @@ async function modelPage(main, name, params) {
     note.replaceChildren(message(p.ok ? 'good' : 'bad', p.ok ? `production → version ${v.version}` : p.data.error));
     if (p.ok) modelPage(main, name, params);
   };
-  const versions = el('tbody', { id: 'versions' }, m.versions.map((v) => el('tr', { dataset: { model: v.model_id }, class: v.model_id === chosen ? 'sel' : '' },
+  // A hundred versions a page: a name may have thousands, and a table's layout grows with its rows.
+  const per = 100;
+  let vpage = Math.max(0, Math.floor(m.versions.findIndex((v) => v.model_id === chosen) / per));
+  const versionRow = (v) => el('tr', { dataset: { model: v.model_id }, class: v.model_id === chosen ? 'sel' : '' },
     el('td', { class: 'num' }, link('#/model/' + enc(name) + '?v=' + enc(v.model_id), String(v.version))),
     el('td', { class: 'mono' }, v.model_id), el('td', {}, v.status),
-    el('td', { class: 'num' }, pct(v.metrics && v.metrics.dev && v.metrics.dev.f1)),
-    el('td', { class: 'num' }, pct(v.metrics && v.metrics.test && v.metrics.test.f1)),
+    el('td', { class: 'num' }, pct(v.dev_f1)), el('td', { class: 'num' }, pct(v.test_f1)),
     el('td', { class: 'num' }, bytes(v.bytes)), el('td', { class: 'mono', title: v.sha256 || '' }, (v.sha256 || '').slice(0, 12)),
     el('td', { class: 'mono' }, v.parent_id || ''),
     el('td', { class: 'mono' }, v.sweep_id ? link('#/sweep/' + enc(v.sweep_id), String(v.sweep_id).slice(0, 16) + '…') : ''),
     el('td', {}, when(v.created_at), v.created_by ? el('div', { class: 'muted' }, 'by ' + v.created_by) : null),
     el('td', {}, (aliasOf[v.model_id] || []).map((a) => el('span', { class: 'chip' }, a))),
     el('td', {}, can('operator') && v.status === 'registered' && m.aliases.production !== v.model_id
-      ? el('button', { class: 'promote op', 'data-version': v.version, onclick: () => promote(v) }, 'Promote') : null))));
-  const history = el('tbody', { id: 'alias-history' }, m.history.map((h) => el('tr', {},
+      ? el('button', { class: 'promote op', 'data-version': v.version, onclick: () => promote(v) }, 'Promote') : null));
+  const versions = el('tbody', { id: 'versions' });
+  const vinfo = el('span', { class: 'muted', id: 'versions-info' });
+  const vprev = el('button', { onclick: () => { vpage -= 1; fillVersions(); } }, '← Newer');
+  const vnext = el('button', { onclick: () => { vpage += 1; fillVersions(); } }, 'Older →');
+  const fillVersions = () => {
+    const shown = m.versions.slice(vpage * per, (vpage + 1) * per);
+    versions.replaceChildren(...shown.map(versionRow));
+    vinfo.textContent = `versions ${vpage * per + 1}–${vpage * per + shown.length} of ${m.versions.length.toLocaleString('en')}`;
+    vprev.disabled = vpage === 0;
+    vnext.disabled = (vpage + 1) * per >= m.versions.length;
+  };
+  fillVersions();
+  const history = el('tbody', { id: 'alias-history' }, m.history.slice(0, 100).map((h) => el('tr', {},
     el('td', {}, when(h.at)), el('td', { class: 'who' }, h.who), el('td', {}, h.action), el('td', {}, h.alias),
     el('td', { class: 'mono' }, h.from_model ? (byId[h.from_model] ? 'v' + byId[h.from_model].version : h.from_model) : '–'),
     el('td', { class: 'mono' }, byId[h.to_model] ? 'v' + byId[h.to_model].version : h.to_model))));
@@ -547,6 +562,7 @@ async function modelPage(main, name, params) {
   main.replaceChildren(el('h2', {}, 'Model ', name), note,
     el('div', { class: 'row' }, link('#/try?model=' + enc(name), 'Try it'), rollback),
     el('table', { id: 'versions-table' }, el('thead', {}, el('tr', {}, ['Version', 'Model id', 'Status', 'Dev F1', 'Test F1', 'Size', 'sha256', 'Parent', 'Sweep', 'Created', 'Aliases', ''].map((h) => el('th', {}, h)))), versions),
+    m.versions.length > per ? el('div', { class: 'pager' }, vprev, vinfo, vnext) : null,
     el('h3', {}, 'Version ', byId[chosen] ? String(byId[chosen].version) : '–', ' ', cmpSel), detail,
     el('h3', {}, 'Alias history'),
     el('table', {}, el('thead', {}, el('tr', {}, ['At', 'Who', 'Action', 'Alias', 'From', 'To'].map((h) => el('th', {}, h)))), history));

@@ -238,6 +238,29 @@ extension Registry {
         }
     }
 
+    /// Every version of `name`, newest first, as the console's versions table shows them: the
+    /// columns and the headline scores, without the full records (a name may have thousands).
+    public func versionTable(name: String) throws -> [JSON] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT model_id, version, status, job_id, parent_id, sweep_id, bytes, sha256, created_at, registered_at,
+                       json_extract(metrics, '$.dev.f1') AS dev_f1, json_extract(metrics, '$.test.f1') AS test_f1
+                FROM models WHERE name = ? ORDER BY version DESC
+                """, arguments: [name]).map { row in
+                var o: [String: JSON] = ["model_id": .string(row["model_id"]), "name": .string(name),
+                                         "version": .int(row["version"]), "status": .string(row["status"]),
+                                         "created_at": .string(row["created_at"]), "registered_at": .string(row["registered_at"])]
+                for key in ["job_id", "parent_id", "sweep_id", "sha256"] {
+                    if let v = row[key] as String? { o[key] = .string(v) }
+                }
+                if let b = row["bytes"] as Int64? { o["bytes"] = .int(b) }
+                if let f = row["dev_f1"] as Double? { o["dev_f1"] = .double(f) }
+                if let f = row["test_f1"] as Double? { o["test_f1"] = .double(f) }
+                return .object(o)
+            }
+        }
+    }
+
     public func lastTransitionId() throws -> Int64 {
         try read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM transitions") ?? 0 }
     }

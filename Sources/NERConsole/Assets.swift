@@ -562,7 +562,7 @@ async function modelPage(main, name, params) {
   main.replaceChildren(el('h2', {}, 'Model ', name), note,
     el('div', { class: 'row' }, link('#/try?model=' + enc(name), 'Try it'), rollback),
     el('table', { id: 'versions-table' }, el('thead', {}, el('tr', {}, ['Version', 'Model id', 'Status', 'Dev F1', 'Test F1', 'Size', 'sha256', 'Parent', 'Sweep', 'Created', 'Aliases', ''].map((h) => el('th', {}, h)))), versions),
-    m.versions.length > per ? el('div', { class: 'pager' }, vprev, vinfo, vnext) : null,
+    el('div', { class: 'pager' }, m.versions.length > per ? [vprev, vinfo, vnext] : null),
     el('h3', {}, 'Version ', byId[chosen] ? String(byId[chosen].version) : '–', ' ', cmpSel), detail,
     el('h3', {}, 'Alias history'),
     el('table', {}, el('thead', {}, el('tr', {}, ['At', 'Who', 'Action', 'Alias', 'From', 'To'].map((h) => el('th', {}, h)))), history));

@@ -186,4 +186,62 @@ import TestSupport
         let second = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", link])
         #expect(second.stdout == "403")
     }
+
+    @Test func promoteRollBackAndSweepsAreTheRegistrysRows() throws {
+        let dir = TempDir("ner-console")
+        defer { dir.remove() }
+        let home = dir.path
+        // One tiny model, registered twice as two trials of one sweep.
+        let job = #"{"name":"tiny","spec":{"train":"\#(Self.data)/train.txt","dev":"\#(Self.data)/dev.txt","epochs":2,"#
+            + #""hidden_size":16,"word_dim":16,"char_dim":8,"threads":1}}"#
+        let trained = try run("ner-train", ["--output", dir.file("model"), "--home", home, "--quiet"], stdin: job + "\n")
+        try #require(trained.status == 0, "\(trained.stderr)")
+        for (id, lr) in [("tiny-a", 0.001), ("tiny-b", 0.002)] {
+            let packed = try run("ner-pack", [dir.file("model"), "--name", "tiny", "--model-id", id, "--home", home, "--quiet"])
+            try #require(packed.status == 0, "\(packed.stderr)")
+            var record = try JSON.parse(packed.stdout)
+            record["metrics"] = try JSON.parse(try String(contentsOfFile: dir.file("model/metrics.json"), encoding: .utf8))
+            record["sweep_id"] = "sw-1"
+            record["sweep_params"] = ["learning_rate": .double(lr)]
+            let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+            try #require(registered.status == 0, "\(registered.stderr)")
+        }
+        let token = try addUser(home, "ops", role: "operator")
+        let console = try ConsoleProcess(home: home)
+        defer { console.stop() }
+        var ops = Client(base: console.base, dir: home)
+        _ = try ops.signIn(token)
+
+        let name = try ops.request("GET", "/api/models/tiny")
+        #expect(name.json?["versions"]?.arrayValue?.map { $0["model_id"] } == ["tiny-b", "tiny-a"])
+        let detail = try ops.request("GET", "/api/model/tiny:1")
+        #expect(detail.json?["history"]?.arrayValue?.count == 2, "one history line per epoch")
+        #expect(detail.json?["metrics"]?["dev"]?["per_type"] != nil)
+
+        #expect(try ops.request("POST", "/api/models/tiny/promote", body: #"{"model":"tiny:1"}"#).status == 200)
+        #expect(try ops.request("POST", "/api/models/tiny/promote", body: #"{"model":"tiny-b"}"#).status == 200)
+        // A model of another name is refused.
+        #expect(try ops.request("POST", "/api/models/other/promote", body: #"{"model":"tiny-b"}"#).status == 404)
+        let back = try ops.request("POST", "/api/models/tiny/rollback", body: #"{"alias":"production"}"#)
+        #expect(back.json?["model_id"] == "tiny-a")
+        // What ner-register reads: the same rows, with the console user as who.
+        let history = try run("ner-register", ["history", "tiny", "--home", home])
+        let moves = history.lines.compactMap { try? JSON.parse($0) }
+        #expect(moves.map { $0["action"] } == ["promote", "promote", "rollback"])
+        #expect(moves.allSatisfy { $0["who"] == "ops" })
+        #expect(try run("ner-register", ["show", "tiny", "--home", home]).stdout.contains("tiny-a"))
+
+        // The sweep: its trials ranked, and its best promoted.
+        let sweep = try ops.request("GET", "/api/sweeps/sw-1")
+        #expect(sweep.json?["trials"]?.arrayValue?.count == 2)
+        #expect(sweep.json?["trials"]?.arrayValue?.first?["sweep_params"]?["learning_rate"] != nil)
+        #expect(try ops.request("POST", "/api/sweeps/sw-1/promote-best", body: #"{"by":"dev.f1"}"#).status == 200)
+
+        // Try it answers what ner-serve's POST /ner would: ner-infer's entities for the same text.
+        let text = "Angela Merkel visited Paris with the European Union delegation ."
+        let tagged = try ops.request("POST", "/api/ner", body: JSON.object(["model": "tiny:1", "text": .string(text)]).compactString)
+        #expect(tagged.status == 200, "\(tagged.body)")
+        let inferred = try run("ner-infer", ["--model", "tiny:1", "--home", home], stdin: text + "\n")
+        #expect(try JSON.parse(inferred.lines.first ?? "{}")["entities"] == tagged.json)
+    }
 }

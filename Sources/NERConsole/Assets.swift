@@ -413,12 +413,16 @@ async function newPage(main) {
   sweepText.value = JSON.stringify(example, null, 2);
   const sweepNote = el('div', { id: 'sweep-note' });
   const sweepBody = () => { try { return JSON.parse(sweepText.value); } catch (e) { sweepNote.replaceChildren(message('bad', 'not valid JSON: ' + e.message)); return null; } };
+  // The number of trials follows the text as it is edited, before anything is queued.
+  const countTrials = async () => { const b = sweepBody(); if (!b) return;
+    const r = await api('POST', '/api/sweeps?dry_run=1', b);
+    sweepNote.replaceChildren(message(r.ok ? 'good' : 'bad', r.ok ? `${r.data.trials} trial(s)` : r.data.error)); };
+  let sweepTimer = null;
+  sweepText.addEventListener('input', () => { clearTimeout(sweepTimer); sweepTimer = setTimeout(countTrials, 400); });
   const sweepCard = el('div', { class: 'card' }, el('h3', {}, 'Hyper-parameter search (grid or random)'),
     el('p', { class: 'muted' }, 'The JSON of a sweep file: name, base, and grid (field → values) or random (trials, seed, field → distribution).'),
     sweepText, el('div', { class: 'row' },
-      el('button', { id: 'sweep-count', onclick: async () => { const b = sweepBody(); if (!b) return;
-        const r = await api('POST', '/api/sweeps?dry_run=1', b);
-        sweepNote.replaceChildren(message(r.ok ? 'good' : 'bad', r.ok ? `${r.data.trials} trial(s)` : r.data.error)); } }, 'Count trials'),
+      el('button', { id: 'sweep-count', type: 'button', onclick: countTrials }, 'Count trials'),
       el('button', { id: 'sweep-queue', class: 'primary', onclick: async () => { const b = sweepBody(); if (!b) return;
         if (!(await confirmDo('Queue this sweep?'))) return;
         const r = await api('POST', '/api/sweeps', b);
@@ -438,6 +442,7 @@ async function newPage(main) {
       if (r.ok) location.hash = '#/job/' + enc(r.data.job_id); else rtNote.replaceChildren(message('bad', r.data.error));
     } }, 'Queue retraining')), rtNote);
   main.replaceChildren(el('h2', {}, 'New training'), note, form, el('h2', {}, 'More ways to train'), sweepCard, retrainCard);
+  if (can('operator')) countTrials();
   rendered('new');
 }
 

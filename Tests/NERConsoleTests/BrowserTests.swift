@@ -139,6 +139,8 @@ final class Browser: @unchecked Sendable {
         // Start a training from the form.
         try browser.go(console.base + "/#/new")
         #expect(try browser.rendered("new"))
+        // The sweep form counts its trials before anything is queued (the example is a 2 × 2 grid).
+        #expect(try browser.wait(10, "return document.getElementById('sweep-note').textContent === '4 trial(s)'"))
         for (field, value) in [("name", "web"), ("train", data + "/train.txt"), ("dev", data + "/dev.txt"), ("epochs", "12"),
                                ("hidden_size", "32"), ("word_dim", "32"), ("char_dim", "16"), ("threads", "1"), ("patience", "20")] {
             try browser.type("#in-\(field)", value)

@@ -225,6 +225,37 @@ final class Browser: @unchecked Sendable {
         #expect(try browser.wait(10, "return document.getElementById('job-log').textContent.includes('<script>window.xss=3</script>')"))
         #expect(try browser.script("return window.xss === undefined && document.querySelectorAll('#main img, #main script').length === 0") == true)
 
+        // Two more versions of the name, as trials of one sweep: two versions side by side, and the sweep.
+        let first = try #require(try browser.asyncScript("""
+            const done = arguments[arguments.length - 1];
+            fetch('/api/model/web@latest').then((r) => r.json()).then((d) => done([d.model_id, d.record.model_dir]));
+            """).arrayValue?.compactMap(\.stringValue))
+        try #require(first.count == 2)
+        for (id, lr) in [("web-b", 0.002), ("web-c", 0.004)] {
+            let packed = try run("ner-pack", [first[1], "--name", "web", "--model-id", id, "--home", home, "--quiet"])
+            try #require(packed.status == 0, "\(packed.stderr)")
+            var record = try JSON.parse(packed.stdout)
+            record["metrics"] = try JSON.parse(try String(contentsOfFile: first[1] + "/metrics.json", encoding: .utf8))
+            record["sweep_id"] = "web-sweep"
+            record["sweep_params"] = ["learning_rate": .double(lr)]
+            let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+            try #require(registered.status == 0, "\(registered.stderr)")
+        }
+        try browser.go(console.base + "/#/model/web?v=\(first[0])&cmp=web-b")
+        #expect(try browser.rendered("model"))
+        #expect(try browser.wait(10, "return !!document.getElementById('diff') && document.querySelectorAll('svg[data-chart=devf1] circle.pt-b').length === \(epochs)"))
+        try browser.screenshot("compare")
+        try browser.go(console.base + "/#/sweep/web-sweep")
+        #expect(try browser.rendered("sweep"))
+        #expect(try browser.script("return document.querySelectorAll('#trials tr').length").intValue == 2)
+        #expect(try browser.script("return document.querySelectorAll('svg[data-chart=param-learning_rate] circle').length").intValue == 2)
+        try browser.screenshot("sweep")
+        for (page, name) in [("#/jobs", "jobs"), ("#/models", "models"), ("#/users", "users"), ("#/audit", "audit")] {
+            try browser.go(console.base + "/" + page)
+            #expect(try browser.rendered(name))
+            try browser.screenshot(name)
+        }
+
         // A viewer: no promote button, and a hand-made promote POST gets 403; no CSRF token, 403.
         let viewerToken = try addUser(home, "vic", role: "viewer")
         try browser.deleteCookies()

@@ -150,6 +150,20 @@ import TestSupport
             let r = try admin.request(method, path, body: body)
             #expect((400..<500).contains(r.status), "\(method) \(path) -> \(r.status) \(r.body)")
         }
+        // Random paths, methods and bodies, with the session and its CSRF token: never a 5xx, never a crash.
+        var g = SystemRandomNumberGenerator()
+        let methods = ["GET", "POST", "DELETE", "PATCH"]
+        let prefixes = ["/api/jobs/", "/api/models/", "/api/model/", "/api/sweeps/", "/api/users/", "/api/", "/"]
+        let garbage = dir.file("garbage")
+        for _ in 0..<60 {
+            let bytes = (0..<Int.random(in: 0...40, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let segment = bytes.map { String(format: "%%%02X", $0) }.joined()
+            let suffix = ["", "/cancel", "/promote", "/rollback", "/log?offset=\(Int.random(in: -9...99, using: &g))", "/reset"].randomElement(using: &g)!
+            try Data((0..<Int.random(in: 0...300, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }).write(to: URL(fileURLWithPath: garbage))
+            let r = try admin.request(methods.randomElement(using: &g)!, prefixes.randomElement(using: &g)! + segment + suffix, bodyFile: garbage)
+            #expect(r.status > 0 && r.status < 500, "\(r.status) \(r.body)")
+        }
+        #expect(console.process.isRunning)
         // Odd but harmless values are read leniently.
         #expect(try admin.request("GET", "/api/jobs?limit=abc&offset=-1").json?["offset"] == 0)
         #expect(try admin.request("GET", "/api/jobs/x/log?offset=-7").json?["exists"] == false)
@@ -243,5 +257,18 @@ import TestSupport
         #expect(tagged.status == 200, "\(tagged.body)")
         let inferred = try run("ner-infer", ["--model", "tiny:1", "--home", home], stdin: text + "\n")
         #expect(try JSON.parse(inferred.lines.first ?? "{}")["entities"] == tagged.json)
+    }
+
+    @Test func sessionsExpire() throws {
+        let dir = TempDir("ner-console")
+        defer { dir.remove() }
+        let token = try addUser(dir.path, "ops", role: "operator")
+        let console = try ConsoleProcess(home: dir.path, args: ["--session-hours", "0.0005"])
+        defer { console.stop() }
+        var ops = Client(base: console.base, dir: dir.path)
+        #expect(try ops.signIn(token).status == 200)
+        #expect(try ops.request("GET", "/api/me").status == 200)
+        sleep(3)
+        #expect(try ops.request("GET", "/api/me").status == 401, "a session of 1.8 s is over after 3 s")
     }
 }

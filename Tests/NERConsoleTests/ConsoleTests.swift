@@ -215,6 +215,7 @@ import TestSupport
             try #require(packed.status == 0, "\(packed.stderr)")
             var record = try JSON.parse(packed.stdout)
             record["metrics"] = try JSON.parse(try String(contentsOfFile: dir.file("model/metrics.json"), encoding: .utf8))
+            record["spec"] = try JSON.parse(job)["spec"]
             record["sweep_id"] = "sw-1"
             record["sweep_params"] = ["learning_rate": .double(lr)]
             let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
@@ -250,6 +251,13 @@ import TestSupport
         #expect(sweep.json?["trials"]?.arrayValue?.count == 2)
         #expect(sweep.json?["trials"]?.arrayValue?.first?["sweep_params"]?["learning_rate"] != nil)
         #expect(try ops.request("POST", "/api/sweeps/sw-1/promote-best", body: #"{"by":"dev.f1"}"#).status == 200)
+
+        // Retraining, as ner-queue --from: the model's own spec with the overrides, and its parent.
+        let retrain = try ops.request("POST", "/api/retrain", body: #"{"from":"tiny:1","epochs":3}"#)
+        #expect(retrain.status == 200, "\(retrain.body)")
+        #expect(retrain.json?["parent_id"] == "tiny-a" && retrain.json?["spec"]?["epochs"] == 3)
+        #expect(retrain.json?["spec"]?["hidden_size"] == 16)
+        #expect(try ops.request("POST", "/api/retrain", body: #"{"from":"tiny:1","train":"/etc/passwd"}"#).status == 400)
 
         // Try it answers what ner-serve's POST /ner would: ner-infer's entities for the same text.
         let text = "Angela Merkel visited Paris with the European Union delegation ."

@@ -79,7 +79,7 @@ let package = Package(
         // Executables: argument parsing and a call into the core.
         .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERRegistry", "NERDispatch"]),
         .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERDispatch", "NERRegistry"]),
-        .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
+        .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERModelStore", "NERText"]),
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERInference", "NERModelStore"]),

@@ -116,6 +116,9 @@ struct Queue: ParsableCommand {
     @Option(help: "Device: cpu or cuda.") var device: String?
     @Option(help: "Threads (0 = all cores).") var threads: Int?
     @Option(help: "Epochs without dev improvement before stopping.") var patience: Int?
+    @Option(help: ArgumentHelp("Warm start: train from this model's weights (anything --model of ner-infer takes).",
+                               valueName: "MODEL")) var initFrom: String?
+    @Option(help: "With --init-from: epochs that train only the output layer and the CRF.") var freezeEpochs: Int?
     @Option(help: "Scheduler: GPUs per job.") var gpus: Int?
     @Option(help: "Scheduler: CPUs per job.") var cpus: Int?
     @Option(help: "Scheduler: memory per job (e.g. 8G).") var mem: String?
@@ -179,12 +182,13 @@ struct Queue: ParsableCommand {
         for (k, v) in [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings)] {
             if let v { o[k] = .string(v == "none" ? v : absolute(v)) }
         }
+        if let initFrom { o["init_from"] = .string(fileExists(initFrom) ? absolute(initFrom) : initFrom) }
         for (k, v) in [("optimizer", optimizer), ("device", device)] {
             if let v { o[k] = .string(v) }
         }
         for (k, v) in [("epochs", epochs), ("batch_size", batchSize), ("hidden_size", hiddenSize),
                        ("word_dim", wordDim), ("char_dim", charDim), ("seed", seed), ("threads", threads),
-                       ("patience", patience)] {
+                       ("patience", patience), ("freeze_epochs", freezeEpochs)] {
             if let v { o[k] = .int(Int64(v)) }
         }
         if let learningRate { o["learning_rate"] = .double(learningRate) }

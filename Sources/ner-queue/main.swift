@@ -113,6 +113,8 @@ struct Queue: ParsableCommand {
     @Option(help: "Character embedding size.") var charDim: Int?
     @Option(help: ArgumentHelp("Pretrained word vectors (word2vec/GloVe text, plain or .gz), or none.", valueName: "FILE")) var embeddings: String?
     @Option(help: "Random seed.") var seed: Int?
+    @Option(help: ArgumentHelp("With --train: one job per seed (e.g. 1,2,3), queued as one sweep, so `ner-register best --sweep ID --summary` gives their mean and spread.",
+                               valueName: "LIST")) var seeds: String?
     @Option(help: "Device: cpu or cuda.") var device: String?
     @Option(help: "Threads (0 = all cores).") var threads: Int?
     @Option(help: "Epochs without dev improvement before stopping.") var patience: Int?
@@ -205,6 +207,18 @@ struct Queue: ParsableCommand {
 
     /// One job from the flags, or one per request on stdin with the flags as defaults.
     func enqueueRequests(_ queue: JobQueue, log: Logger) throws {
+        if let seeds {
+            guard train != nil else { throw ToolError.usage("--seeds goes with --train (one job, several seeds)") }
+            let values = seeds.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }), Set(values).count == values.count else {
+                throw ToolError.usage("--seeds takes distinct integers separated by commas, got \(clipped(seeds))")
+            }
+            let sweep = try Sweep(["grid": ["seed": .array(values.map { .int(Int64($0!)) })]], defaults: flagRequest,
+                                  file: "--seeds", maxTrials: maxTrials)
+            let (records, contexts) = try JobQueue.trials(of: sweep, file: "--seeds", base: nil)
+            try submit(records, contexts: contexts, queue, log: log)
+            return log.info("sweep \(records.first?["sweep_id"]?.stringValue ?? ""): \(records.count) seed(s)")
+        }
         if train != nil {
             return try submit([try JSON.from(try JobRequest.make(from: .object(flagRequest), context: nil))], queue, log: log)
         }

@@ -162,11 +162,15 @@ struct Best: ParsableCommand {
             first, those lacking the metric last). --by is a dotted path into the model's metrics: \
             dev.f1 (default), test.f1, dev.precision, ...; dev.f1 also finds the trainer's \
             dev.overall.f1. A sweep without registered models is exit 66; a metric no trial has is 65. \
-            `promote --sweep ID` moves an alias to the same winner.
+            `promote --sweep ID` moves an alias to the same winner. --summary prints instead one \
+            "type": "sweep_summary" object with the mean, sample standard deviation, minimum and \
+            maximum of dev.f1, test.f1 and --by over the registered trials: for the seeds of one job \
+            (ner-queue --seeds), where one seed's score misleads on small data.
 
             EXAMPLES
               ner-register best --sweep news-5f0c... --by dev.f1
               ner-register best --sweep news-5f0c... --all --table
+              ner-register best --sweep news-5f0c... --summary --table
               ner-register promote --sweep news-5f0c... --alias production
 
             \(exitCodeHelp)
@@ -181,6 +185,9 @@ struct Best: ParsableCommand {
     @Flag(name: .long, help: "Print every trial, best first, instead of the winner only.")
     var all = false
 
+    @Flag(name: .long, help: "Print the mean and standard deviation of the trials' scores instead.")
+    var summary = false
+
     @Flag(name: .long, help: "Print a table for people instead of NDJSON.")
     var table = false
 
@@ -191,6 +198,7 @@ struct Best: ParsableCommand {
             let registry = try options.open(readOnly: true)
             let trials = try registry.sweepModels(sweep, by: by)
             let winner = try Registry.best(of: trials, sweep: sweep, by: by)
+            if summary { return printSummary(trials.map(\.model), winner: winner.model) }
             let ranked = all ? trials : [(winner.model, Optional(winner.score))]
             if table {
                 printTable(["NAME", "VERSION", by.uppercased(), "MODEL_ID"], ranked.map {
@@ -205,5 +213,23 @@ struct Best: ParsableCommand {
                 Output.line(o)
             }
         }
+    }
+
+    func printSummary(_ models: [ModelRow], winner: ModelRow) {
+        var stats: [String: JSON] = [:]
+        var rows: [[String]] = []
+        for metric in Array(Set(["dev.f1", "test.f1", by])).sorted() {
+            let values = models.compactMap { $0.metric(metric) }
+            guard !values.isEmpty else { continue }
+            let n = Double(values.count), mean = values.reduce(0, +) / n
+            let std = values.count > 1 ? (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / (n - 1)).squareRoot() : 0
+            stats[metric] = ["n": .int(Int64(values.count)), "mean": .double(mean), "std": .double(std),
+                             "min": .double(values.min()!), "max": .double(values.max()!)]
+            rows.append([metric, String(values.count), String(format: "%.4f ± %.4f", mean, std),
+                         String(format: "%.4f", values.min()!), String(format: "%.4f", values.max()!)])
+        }
+        if table { return printTable(["METRIC", "N", "MEAN ± STD", "MIN", "MAX"], rows) }
+        Output.line(["schema": .int(Int64(recordSchema)), "type": "sweep_summary", "sweep_id": .string(sweep),
+                     "trials": .int(Int64(models.count)), "metrics": .object(stats), "best": .string(winner.modelId), "by": .string(by)])
     }
 }

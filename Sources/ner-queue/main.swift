@@ -257,10 +257,24 @@ struct Queue: ParsableCommand {
     /// Queues `records` once every one passes (`contexts` name where each came from, for errors)
     /// and prints them.
     func submit(_ records: [JSON], contexts: [String?] = [], _ queue: JobQueue, log: Logger) throws {
+        try checkParents(records, contexts: contexts, home: queue.home)
         try SlurmBackend.checkPartitions(records, contexts: contexts, warn: { log.warning("\($0)") })
         try queue.submit(records, log: log)
         for r in records { Output.line(r) }
         if records.count > 1 { log.info("queued \(records.count) jobs") }
+    }
+
+    /// A warm start from a model that does not exist would fail only when the job runs; a folder
+    /// or tarball must be there now, and a registry name must resolve (66 otherwise).
+    func checkParents(_ records: [JSON], contexts: [String?], home: Home) throws {
+        for (i, r) in records.enumerated() {
+            guard let parent = r["spec"]?["init_from"]?.stringValue, !fileExists(parent) else { continue }
+            let found = fileExists(home.registry) ? try Registry(path: home.registry, readOnly: true).resolve(parent) : nil
+            if found == nil {
+                let context = i < contexts.count ? contexts[i].map { $0 + ": " } ?? "" : ""
+                throw ToolError.noInput("\(context)init_from: no model '\(clipped(parent))': not a model folder, a tarball, or a model registered in \(home.registry)")
+            }
+        }
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {

@@ -136,6 +136,13 @@ enum InferArray {
                                          env: ["PATH": t.file("bin") + ":/usr/bin:/bin"])
         #expect(many.stderr.contains("5 records in 5 shards"), "\(many.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: t.file("out.parts")).sorted() == (0..<5).map { "in.0000\($0)" })
+
+        // CRLF lines: a blank line is "\r", as ner-infer reads it.
+        let crlf = t.write("crlf.conll", "-DOCSTART-\r\n\r\nEU B-ORG\r\n\r\nGerman B-MISC\r\n\r\nPeter B-PER\r\n")
+        let cut = try InferArray.submit(t.path, ["2", crlf, t.file("out"), "--model", t.path, "--format", "conll"],
+                                        env: ["PATH": t.file("bin") + ":/usr/bin:/bin"])
+        #expect(cut.stderr.contains("3 records in 2 shards"), "\(cut.stderr)")
+        #expect(try String(contentsOfFile: t.file("out.parts/in.00001"), encoding: .utf8) == "Peter B-PER\r\n")
     }
 
     @Test func whatCannotBeShardedIsRefused() throws {

@@ -91,6 +91,9 @@ let package = Package(
                 path: "fuzz/Targets"),
         .executableTarget(name: "ner-fuzz", dependencies: ["NERFuzz"], path: "fuzz/Driver"),
 
+        // The man page generator `make install` runs on each tool (docs/contributing.md).
+        .executableTarget(name: "gen-manpage"),
+
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
@@ -109,6 +112,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",
             "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve",
+            "gen-manpage",
         ]),
     ],
     swiftLanguageModes: [.v5]

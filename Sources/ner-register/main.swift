@@ -212,8 +212,15 @@ struct Show: ParsableCommand {
             "type": "model" object with "aliases" and "record" (the whole pipeline record). An unknown \
             model is exit 66.
 
+            With --table, the fields as "key: value" lines for people, the training figures of the \
+            metrics as "metrics.KEY: value" lines, then the scores it was registered with as a table: one \
+            row for every entity type and one for all of them ("all") per data set scored (dev, test), \
+            with entity-level precision, recall and F1 as fractions and the number of gold entities \
+            (docs/records.md).
+
             EXAMPLES
               ner-register show conll
+              ner-register show conll@production --table
               ner-register show conll@production | jq .metrics
 
             \(exitCodeHelp)
@@ -222,7 +229,7 @@ struct Show: ParsableCommand {
     @Argument(help: "The model: NAME, NAME@ALIAS, NAME:VERSION or a model id.")
     var spec: String
 
-    @Flag(name: .long, help: "Print key: value lines for people instead of NDJSON.")
+    @Flag(name: .long, help: "Print key: value lines and a table of the scores for people instead of NDJSON.")
     var table = false
 
     @OptionGroup var options: RegistryOptions
@@ -235,9 +242,10 @@ struct Show: ParsableCommand {
             var o = withAliases(m, aliases)
             o["record"] = m.record
             if table {
-                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" {
+                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" && k != "metrics" {
                     Output.line("\(k): \(v.stringValue ?? v.compactString)")
                 }
+                if let metrics = m.metrics { printMetrics(metrics) }
             } else {
                 Output.line(o)
             }
@@ -650,6 +658,34 @@ func f1(_ metrics: JSON?) -> String {
     let dev = metrics?["dev"]
     guard let v = (dev?["f1"] ?? dev?["overall"]?["f1"])?.doubleValue else { return "-" }
     return String(format: "%.4f", v)
+}
+
+/// A model's metrics for people (docs/records.md): every figure that is not a set of scores as a
+/// `metrics.KEY: value` line, then one table of every scored data set (an object with "f1"; its
+/// "per_type" holds the entity types), a row per type after the row of all entities.
+func printMetrics(_ metrics: JSON) {
+    guard let fields = metrics.objectValue else {
+        Output.line("metrics: \(metrics.compactString)")
+        return
+    }
+    func isScores(_ v: JSON) -> Bool { v["f1"]?.doubleValue != nil }
+    for (k, v) in fields.sorted(by: { $0.key < $1.key }) where !isScores(v) {
+        Output.line("metrics.\(k): \(v.stringValue ?? v.compactString)")
+    }
+    func cells(_ set: String, _ type: String, _ s: JSON, support: JSON?) -> [String] {
+        let rate = { (k: String) in s[k]?.doubleValue.map { String(format: "%.4f", $0) } ?? "-" }
+        return [set, type, rate("precision"), rate("recall"), rate("f1"), support?.intValue.map(String.init) ?? "-"]
+    }
+    var rows: [[String]] = []
+    for (set, scores) in fields.sorted(by: { $0.key < $1.key }) where isScores(scores) {
+        rows.append(cells(set, "all", scores, support: scores["gold_count"]))
+        for (type, s) in (scores["per_type"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+            rows.append(cells(set, type, s, support: s["support"]))
+        }
+    }
+    guard !rows.isEmpty else { return }
+    Output.line("")
+    printTable(["SET", "TYPE", "PRECISION", "RECALL", "F1", "SUPPORT"], rows)
 }
 
 func printTable(_ header: [String], _ rows: [[String]]) {

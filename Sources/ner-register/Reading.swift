@@ -62,8 +62,15 @@ struct Show: ParsableCommand {
             "type": "model" object with "aliases" and "record" (the whole pipeline record). An unknown \
             model is exit 66.
 
+            With --table, the fields as "key: value" lines for people, the training figures of the \
+            metrics as "metrics.KEY: value" lines, then the scores it was registered with as a table: one \
+            row for every entity type and one for all of them ("all") per data set scored (dev, test), \
+            with entity-level precision, recall and F1 as fractions and the number of gold entities \
+            (docs/records.md).
+
             EXAMPLES
               ner-register show conll
+              ner-register show conll@production --table
               ner-register show conll@production | jq .metrics
 
             \(exitCodeHelp)
@@ -72,7 +79,7 @@ struct Show: ParsableCommand {
     @Argument(help: "The model: NAME, NAME@ALIAS, NAME:VERSION or a model id.")
     var spec: String
 
-    @Flag(name: .long, help: "Print key: value lines for people instead of NDJSON.")
+    @Flag(name: .long, help: "Print key: value lines and a table of the scores for people instead of NDJSON.")
     var table = false
 
     @OptionGroup var options: RegistryOptions
@@ -85,9 +92,10 @@ struct Show: ParsableCommand {
             var o = withAliases(m, aliases)
             o["record"] = m.record
             if table {
-                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" {
+                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" && k != "metrics" {
                     Output.line("\(k): \(v.stringValue ?? v.compactString)")
                 }
+                if let metrics = m.metrics { printMetrics(metrics) }
             } else {
                 Output.line(o)
             }

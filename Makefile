@@ -12,7 +12,7 @@ APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace chromium chromium-driver
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install clean fuzz fuzz-build fuzz-merge
+.PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install install-files clean fuzz fuzz-build fuzz-merge
 
 all: build
 
@@ -92,9 +92,30 @@ bench: build
 cuda-kernels:
 	bash bench/cuda-kernels.sh
 
+# The tools, a man page for each (gen-manpage, from the tool's own argument parser, so it says what
+# --help says) and their bash, zsh and fish completions (from the tool's --generate-completion-script).
 install: build
-	install -d "$(PREFIX)/bin"
-	for t in $(TOOLS); do install -m 0755 "$$(readlink -f bin/$$t)" "$(PREFIX)/bin/$$t"; done
+	$(MAKE) --no-print-directory install-files
+
+# What `install` copies, taken from PRODUCTS (the folder `swift build` wrote the tools to) without
+# building; the tests run it on the tools they test. DESTDIR stages a package.
+PRODUCTS ?= $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path)
+DEST      = $(DESTDIR)$(PREFIX)
+install-files:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	install -d "$(DEST)/bin" "$(DEST)/share/man/man1" "$(DEST)/share/bash-completion/completions" \
+	  "$(DEST)/share/zsh/site-functions" "$(DEST)/share/fish/vendor_completions.d"; \
+	for t in $(TOOLS); do \
+	  exe=$$(readlink -f "$(PRODUCTS)/$$t"); \
+	  "$(PRODUCTS)/gen-manpage" "$$exe" > "$$tmp/$$t.1"; \
+	  for sh in bash zsh fish; do "$$exe" --generate-completion-script $$sh > "$$tmp/$$t.$$sh"; done; \
+	  install -m 0755 "$$exe" "$(DEST)/bin/$$t"; \
+	  install -m 0644 "$$tmp/$$t.1" "$(DEST)/share/man/man1/$$t.1"; \
+	  install -m 0644 "$$tmp/$$t.bash" "$(DEST)/share/bash-completion/completions/$$t"; \
+	  install -m 0644 "$$tmp/$$t.zsh" "$(DEST)/share/zsh/site-functions/_$$t"; \
+	  install -m 0644 "$$tmp/$$t.fish" "$(DEST)/share/fish/vendor_completions.d/$$t.fish"; \
+	done; \
+	echo "installed $(TOOLS) with man pages and completions under $(DEST)"
 
 clean:
 	rm -rf .build .build-asan .build-tsan $(FUZZ_BUILD) bin/ner-* "$(DEMO_HOME)"

@@ -89,7 +89,7 @@ let package = Package(
         // Executables: argument parsing and a call into the core.
         .executableTarget(name: "ner-queue", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERRegistry", "NERDispatch"]),
         .executableTarget(name: "ner-dispatch", dependencies: ["NERCLI", "NERCore", "NERQueue", "NERDispatch", "NERRegistry"]),
-        .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERText"]),
+        .executableTarget(name: "ner-train", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERModelStore", "NERText"]),
         .executableTarget(name: "ner-pack", dependencies: ["NERCLI", "NERCore", "NERArtifact", "NEREngine"]),
         .executableTarget(name: "ner-register", dependencies: ["NERCLI", "NERCore", "NERRegistry", "NERArtifact"]),
         .executableTarget(name: "ner-infer", dependencies: ["NERCLI", "NERCore", "NEREngine", "NERInference", "NERModelStore"]),
@@ -101,6 +101,9 @@ let package = Package(
         .target(name: "NERFuzz", dependencies: ["NERCore", "NERQueue", "NERText", "NEREngine", "NERArtifact", "NERServer"],
                 path: "fuzz/Targets"),
         .executableTarget(name: "ner-fuzz", dependencies: ["NERFuzz"], path: "fuzz/Driver"),
+
+        // The man page generator `make install` runs on each tool (docs/contributing.md).
+        .executableTarget(name: "gen-manpage"),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -120,6 +123,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",
             "ner-queue", "ner-dispatch", "ner-train", "ner-pack", "ner-register", "ner-infer", "ner-serve", "ner-console",
+            "gen-manpage",
         ]),
         .testTarget(name: "NERConsoleTests", dependencies: [
             "TestSupport", "NERCore", "NERRegistry",

@@ -50,14 +50,22 @@ public struct JobSpec: Codable, Equatable, Sendable {
     /// 0 means every core.
     public var threads: Int = 0
     public var patience: Int = 5
+    /// Warm start: a model (anything `--model` takes) whose weights training starts from.
+    public var initFrom: String? = nil
+    /// With `initFrom`: epochs that train only the output layer and the CRF before the rest.
+    public var freezeEpochs: Int = 0
     public var resources: Resources = Resources()
+
+    /// The default learning rate of a warm start (`init_from` without `learning_rate`): half the
+    /// usual, so the first updates do not wash out what the parent learned.
+    public static let warmStartLearningRate = 0.0005
 
     public init(train: String = "") { self.train = train }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case train, dev, test, epochs, optimizer, dropout, embeddings, seed, device, threads, patience, resources
         case batchSize = "batch_size", learningRate = "learning_rate", hiddenSize = "hidden_size"
-        case wordDim = "word_dim", charDim = "char_dim"
+        case wordDim = "word_dim", charDim = "char_dim", initFrom = "init_from", freezeEpochs = "freeze_epochs"
     }
 
     public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -70,7 +78,10 @@ public struct JobSpec: Codable, Equatable, Sendable {
         test = try c.decodeIfPresent(String.self, forKey: .test)
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
+        initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
+        freezeEpochs = try c.decodeIfPresent(Int.self, forKey: .freezeEpochs) ?? d.freezeEpochs
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
+            ?? (initFrom == nil ? d.learningRate : JobSpec.warmStartLearningRate)
         optimizer = try c.decodeIfPresent(String.self, forKey: .optimizer) ?? d.optimizer
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
         hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
@@ -91,6 +102,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
         dev = dev.map { absolute($0, relativeTo: base) }
         test = test.map { absolute($0, relativeTo: base) }
         if embeddings != "none" { embeddings = absolute(embeddings, relativeTo: base) }
+        // A model folder or tarball given by a relative path; a registry name stays as it is.
+        if let initFrom, fileExists(absolute(initFrom, relativeTo: base)) { self.initFrom = absolute(initFrom, relativeTo: base) }
     }
 
     /// Checks ranges and that the data files exist. Missing files are exit 66, bad values 64
@@ -121,6 +134,9 @@ public struct JobSpec: Codable, Equatable, Sendable {
         if !["cpu", "cuda"].contains(device) { throw bad("device must be cpu or cuda, got \(clipped(device))") }
         if threads < 0 || threads > 1024 { throw bad("threads must be between 0 and 1024, got \(threads)") }
         if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
+        if let initFrom, initFrom.isEmpty || initFrom.utf8.contains(0) { throw bad("init_from must name a model") }
+        if freezeEpochs < 0 || freezeEpochs > epochs { throw bad("freeze_epochs must be between 0 and epochs (\(epochs)), got \(freezeEpochs)") }
+        if freezeEpochs > 0 && initFrom == nil { throw bad("freeze_epochs needs init_from (a model to start from)") }
         if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
         do { _ = try TimeLimit.seconds(resources.time) } catch let e as ToolError { throw bad("resources.\(e.message)") }
     }

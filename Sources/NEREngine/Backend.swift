@@ -13,6 +13,8 @@ protocol TrainingBackend: AnyObject {
     func synchronize() throws
     /// What `Tagger.decode` uses for dev evaluation (nil: the CPU path on the host weights).
     var decoder: CUDANetwork? { get }
+    /// Train only the output layer and the CRF (a warm start's `freeze_epochs`; CPU only).
+    var outputLayerOnly: Bool { get set }
 }
 
 /// The batch split into one shard per thread, each with its own workspace and gradient block,
@@ -29,6 +31,7 @@ final class CPUTrainingBackend: TrainingBackend {
     private let wordGrads = Scratch<Float>()
     private var rows: [Int32] = []
     private var slot: [Int32]
+    var outputLayerOnly = false
 
     init(params: Parameters, optimizer: Optimizer, tagSet: TagSet, threads: Int, dropout: Float, seed: Int) {
         self.params = params
@@ -85,6 +88,12 @@ final class CPUTrainingBackend: TrainingBackend {
             }
         }
         for w in rows { slot[Int(w)] = -1 }
+        if outputLayerOnly {
+            // The output layer and the CRF are the last tensors of the block; nothing before them
+            // moves, and Adam's moments for the rest stay zero.
+            g.update(repeating: 0, count: params.layout.outW.offset)
+            rows.removeAll(keepingCapacity: true)
+        }
         var norm = 0.0
         for i in 0..<dense { norm += Double(g[i] * g[i]) }
         for i in 0..<(rows.count * dw) { norm += Double(wordGrads.pointer[i] * wordGrads.pointer[i]) }
@@ -108,6 +117,7 @@ final class CUDATrainingBackend: TrainingBackend {
     private let network: CUDANetwork
     private let dropout: Float
     private let seed: Int
+    var outputLayerOnly = false
 
     init(params: Parameters, optimizer: Optimizer, tagSet: TagSet, dropout: Float, seed: Int) throws {
         self.params = params

@@ -12,7 +12,8 @@ struct Dataset {
     var wordCount: Int
     var wordDim: Int
     var pretrained: PretrainedVectors?
-    var pretrainedRows: Int
+    /// (index in `pretrained`, embedding row) of each pretrained vector that initialises a row.
+    var pretrainedRows: [(source: Int, row: Int)]
     var singletons: [Bool]
     var train: [EncodedSentence]
     var dev: [Sentence]?
@@ -27,30 +28,47 @@ struct Dataset {
         return s
     }
 
-    static func build(spec: JobSpec, maxWordChars: Int) throws -> Dataset {
+    /// With a `parent` (warm start), its characters and words keep their ids and come first, so
+    /// their rows carry over; the vectors file then only fills the rows of words the parent lacks.
+    static func build(spec: JobSpec, maxWordChars: Int, parent: WarmStart.Parent? = nil) throws -> Dataset {
         let train = try read(spec.train, role: "train")
         let dev = try spec.dev.map { try read($0, role: "dev") }
         let test = try spec.test.map { try read($0, role: "test") }
         let pretrained = spec.embeddings == "none" ? nil : try PretrainedVectors.read(spec.embeddings)
+        if let parent, let pretrained, pretrained.dim != parent.manifest.config.wordDim {
+            throw ToolError.data("\(spec.embeddings): vectors of \(pretrained.dim) dimensions, but the model in init_from "
+                + "(\(parent.manifest.id)) has word_dim \(parent.manifest.config.wordDim)")
+        }
 
         let bioes = train.map { Tags.toBIOES($0.tags) }
         var tagSet = TagSet(types: TagSet.types(in: train.map(\.tags)))
 
         var charCounts: [Unicode.Scalar: Int] = [:]
         for s in train { for t in s.tokens { for c in t.unicodeScalars { charCounts[c, default: 0] += 1 } } }
-        let chars = charCounts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.value < $1.key.value }.map(\.key)
+        var chars = parent?.manifest.chars ?? []
+        let known = Set(chars)
+        chars += charCounts.filter { !known.contains($0.key) }
+            .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.value < $1.key.value }.map(\.key)
         var charIds: [Unicode.Scalar: Int32] = [:]
         for (i, c) in chars.enumerated() { charIds[c] = Int32(i + 1) }
 
         var vocab = ["<unk>"]
-        var ids: [String: Int32] = ["<unk>": 0]
+        if let parent { vocab = (0..<parent.words.count).map { parent.words.word($0) } }
+        var ids: [String: Int32] = [:]
+        for (i, w) in vocab.enumerated() where ids[w] == nil { ids[w] = Int32(i) }
+        let parentRows = vocab.count
+        var pretrainedRows: [(source: Int, row: Int)] = []
         if let pretrained {
-            for w in pretrained.words where ids[w] == nil {
+            for (i, w) in pretrained.words.enumerated() where w != "<unk>" {
+                if let id = ids[w] {
+                    if Int(id) >= parentRows { pretrainedRows.append((i, Int(id))) }
+                    continue
+                }
                 ids[w] = Int32(vocab.count)
+                pretrainedRows.append((i, vocab.count))
                 vocab.append(w)
             }
         }
-        let pretrainedRows = vocab.count
         var counts: [Int] = Array(repeating: 0, count: vocab.count)
         for s in train {
             for t in s.tokens {
@@ -80,7 +98,7 @@ struct Dataset {
             encoded.append(encoder.encode(s.tokens, tags: tagIds))
         }
         return Dataset(tagSet: tagSet, chars: chars, words: bytes, wordCount: vocab.count,
-                       wordDim: pretrained?.dim ?? spec.wordDim, pretrained: pretrained, pretrainedRows: pretrainedRows,
+                       wordDim: parent?.manifest.config.wordDim ?? pretrained?.dim ?? spec.wordDim, pretrained: pretrained, pretrainedRows: pretrainedRows,
                        singletons: counts.map { $0 == 1 }, train: encoded, dev: dev, test: test, encoder: encoder,
                        trainTokens: train.reduce(0) { $0 + $1.tokens.count })
     }
@@ -90,10 +108,8 @@ struct Dataset {
         guard let pretrained else { return }
         let d = wordDim
         pretrained.vectors.withUnsafeBufferPointer { v in
-            var row = 1
-            for (i, w) in pretrained.words.enumerated() where w != "<unk>" {
-                (p.words + row * d).update(from: v.baseAddress! + i * d, count: d)
-                row += 1
+            for (source, row) in pretrainedRows {
+                (p.words + row * d).update(from: v.baseAddress! + source * d, count: d)
             }
         }
     }

@@ -15,6 +15,8 @@ public struct TrainingOptions: Sendable {
     public var resume: Bool
     /// Progress on stderr (a bar on a TTY, one line per epoch otherwise).
     public var progress: Bool
+    /// The folder of the model `spec.initFrom` names (a warm start), found by the caller.
+    public var initFrom: String?
 
     public init(spec: JobSpec, name: String, modelId: String, outputDir: String, resume: Bool = false, progress: Bool = true) {
         self.spec = spec
@@ -31,6 +33,8 @@ public struct TrainingOutcome: Sendable {
     public var modelDir: String
     /// `{"dev": Scores, "test": Scores?, "epochs_run", "best_epoch", "train_seconds", "tokens_per_second"}`.
     public var metrics: JSON
+    /// What a warm start carried over from its parent (`WarmStart.Summary.json`).
+    public var warmStart: JSON?
 }
 
 /// The training loop: Adam/SGD on length-bucketed batches split across threads, dropout, gradient
@@ -88,7 +92,7 @@ public enum Trainer {
             throw error
         }
         try replaceFolder(final, with: partial)
-        return TrainingOutcome(modelId: outcome.modelId, modelDir: final, metrics: outcome.metrics)
+        return TrainingOutcome(modelId: outcome.modelId, modelDir: final, metrics: outcome.metrics, warmStart: outcome.warmStart)
     }
 
     /// Training stopped on a loss that is not finite; the partial folder keeps its checkpoint.
@@ -129,13 +133,20 @@ public enum Trainer {
         let device = try ComputeDevice.select(spec.device)
         useSingleThreadedBLAS()
         let threads = spec.threads > 0 ? spec.threads : ProcessInfo.processInfo.activeProcessorCount
-        let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars)
-        let config = ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,
-                                 charWindow: charWindow, maxWordChars: maxWordChars, hidden: max(1, spec.hiddenSize / 2),
-                                 charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
+        if spec.freezeEpochs > 0 && device == .cuda {
+            throw ToolError.usage("freeze_epochs runs on the CPU only; train with device cpu or without freeze_epochs")
+        }
+        let parent = try o.initFrom.map { try WarmStart.Parent(directory: $0) }
+        let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars, parent: parent)
+        let config = parent.map {
+            WarmStart.config(of: $0, charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
+        } ?? ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,
+                         charWindow: charWindow, maxWordChars: maxWordChars, hidden: max(1, spec.hiddenSize / 2),
+                         charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
         let params = Parameters(config: config)
         params.initialise(seed: spec.seed)
         data.loadPretrained(into: params)
+        let warmStart = parent.map { WarmStart.copy(from: $0, into: params, tagSet: data.tagSet) }
         let opt = Optimizer(adam: spec.optimizer == "adam", denseCount: params.layout.total,
                             wordCount: config.wordVocab, wordDim: config.wordDim)
         let out = o.outputDir
@@ -151,6 +162,12 @@ public enum Trainer {
         let tagger = Tagger(params: params, tagSet: data.tagSet, encoder: data.encoder)
         let manifest = ModelFile.Manifest(id: state.modelId, name: o.name, tagSet: data.tagSet, config: config, chars: data.chars)
         let bar = Progress(enabled: o.progress, epochs: spec.epochs)
+        if let w = warmStart {
+            bar.note("starting from \(w.parentId): types \(w.carriedTypes.joined(separator: ", ")) carried"
+                     + (w.newTypes.isEmpty ? "" : ", \(w.newTypes.joined(separator: ", ")) new")
+                     + (w.droppedTypes.isEmpty ? "" : ", \(w.droppedTypes.joined(separator: ", ")) dropped")
+                     + "; \(w.newWords) new words")
+        }
         bar.note("training \(o.name) into \(out): \(data.train.count) sentences, \(data.trainTokens) tokens, "
                  + "\(config.wordVocab) words, \(data.tagSet.types.count) entity types, "
                  + (device == .cuda ? "on \(try CUDARuntime.shared().deviceName)" : "\(threads) threads"))
@@ -171,6 +188,7 @@ public enum Trainer {
                 .map { $0.map { order[$0] } }
             batches.shuffle(using: &shuffle)
             let lr = Float(spec.learningRate) / (1 + lrDecay * Float(epoch))
+            backend.outputLayerOnly = epoch < spec.freezeEpochs
             var lossSum = 0.0, tokens = 0
             for (bi, batch) in batches.enumerated() {
                 var unk = SeededRandom(seed: spec.seed, stream: 2, UInt64(epoch), UInt64(bi))
@@ -232,7 +250,7 @@ public enum Trainer {
         if let dev = data.dev { metrics["dev"] = evaluate(best, dev, threads: threads).json }
         if let test = data.test { metrics["test"] = evaluate(best, test, threads: threads).json }
         try AtomicFile.write(metrics.prettyEncoded(), to: out + "/metrics.json")
-        return TrainingOutcome(modelId: state.modelId, modelDir: out, metrics: metrics)
+        return TrainingOutcome(modelId: state.modelId, modelDir: out, metrics: metrics, warmStart: warmStart?.json)
     }
 
     static func evaluate(_ tagger: Tagger, _ sentences: [Sentence], threads: Int) -> Scores {

@@ -113,9 +113,14 @@ struct Queue: ParsableCommand {
     @Option(help: "Character embedding size.") var charDim: Int?
     @Option(help: ArgumentHelp("Pretrained word vectors (word2vec/GloVe text, plain or .gz), or none.", valueName: "FILE")) var embeddings: String?
     @Option(help: "Random seed.") var seed: Int?
+    @Option(help: ArgumentHelp("With --train: one job per seed (e.g. 1,2,3), queued as one sweep, so `ner-register best --sweep ID --summary` gives their mean and spread.",
+                               valueName: "LIST")) var seeds: String?
     @Option(help: "Device: cpu or cuda.") var device: String?
     @Option(help: "Threads (0 = all cores).") var threads: Int?
     @Option(help: "Epochs without dev improvement before stopping.") var patience: Int?
+    @Option(help: ArgumentHelp("Warm start: train from this model's weights (anything --model of ner-infer takes).",
+                               valueName: "MODEL")) var initFrom: String?
+    @Option(help: "With --init-from: epochs that train only the output layer and the CRF.") var freezeEpochs: Int?
     @Option(help: "Scheduler: GPUs per job.") var gpus: Int?
     @Option(help: "Scheduler: CPUs per job.") var cpus: Int?
     @Option(help: "Scheduler: memory per job (e.g. 8G).") var mem: String?
@@ -179,12 +184,13 @@ struct Queue: ParsableCommand {
         for (k, v) in [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings)] {
             if let v { o[k] = .string(v == "none" ? v : absolute(v)) }
         }
+        if let initFrom { o["init_from"] = .string(fileExists(initFrom) ? absolute(initFrom) : initFrom) }
         for (k, v) in [("optimizer", optimizer), ("device", device)] {
             if let v { o[k] = .string(v) }
         }
         for (k, v) in [("epochs", epochs), ("batch_size", batchSize), ("hidden_size", hiddenSize),
                        ("word_dim", wordDim), ("char_dim", charDim), ("seed", seed), ("threads", threads),
-                       ("patience", patience)] {
+                       ("patience", patience), ("freeze_epochs", freezeEpochs)] {
             if let v { o[k] = .int(Int64(v)) }
         }
         if let learningRate { o["learning_rate"] = .double(learningRate) }
@@ -201,6 +207,18 @@ struct Queue: ParsableCommand {
 
     /// One job from the flags, or one per request on stdin with the flags as defaults.
     func enqueueRequests(_ queue: JobQueue, log: Logger) throws {
+        if let seeds {
+            guard train != nil else { throw ToolError.usage("--seeds goes with --train (one job, several seeds)") }
+            let values = seeds.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }), Set(values).count == values.count else {
+                throw ToolError.usage("--seeds takes distinct integers separated by commas, got \(clipped(seeds))")
+            }
+            let sweep = try Sweep(["grid": ["seed": .array(values.map { .int(Int64($0!)) })]], defaults: flagRequest,
+                                  file: "--seeds", maxTrials: maxTrials)
+            let (records, contexts) = try JobQueue.trials(of: sweep, file: "--seeds", base: nil)
+            try submit(records, contexts: contexts, queue, log: log)
+            return log.info("sweep \(records.first?["sweep_id"]?.stringValue ?? ""): \(records.count) seed(s)")
+        }
         if train != nil {
             return try submit([try JSON.from(try JobRequest.make(from: .object(flagRequest), context: nil))], queue, log: log)
         }
@@ -239,10 +257,24 @@ struct Queue: ParsableCommand {
     /// Queues `records` once every one passes (`contexts` name where each came from, for errors)
     /// and prints them.
     func submit(_ records: [JSON], contexts: [String?] = [], _ queue: JobQueue, log: Logger) throws {
+        try checkParents(records, contexts: contexts, home: queue.home)
         try SlurmBackend.checkPartitions(records, contexts: contexts, warn: { log.warning("\($0)") })
         try queue.submit(records, log: log)
         for r in records { Output.line(r) }
         if records.count > 1 { log.info("queued \(records.count) jobs") }
+    }
+
+    /// A warm start from a model that does not exist would fail only when the job runs; a folder
+    /// or tarball must be there now, and a registry name must resolve (66 otherwise).
+    func checkParents(_ records: [JSON], contexts: [String?], home: Home) throws {
+        for (i, r) in records.enumerated() {
+            guard let parent = r["spec"]?["init_from"]?.stringValue, !fileExists(parent) else { continue }
+            let found = fileExists(home.registry) ? try Registry(path: home.registry, readOnly: true).resolve(parent) : nil
+            if found == nil {
+                let context = i < contexts.count ? contexts[i].map { $0 + ": " } ?? "" : ""
+                throw ToolError.noInput("\(context)init_from: no model '\(clipped(parent))': not a model folder, a tarball, or a model registered in \(home.registry)")
+            }
+        }
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {

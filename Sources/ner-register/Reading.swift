@@ -62,8 +62,15 @@ struct Show: ParsableCommand {
             "type": "model" object with "aliases" and "record" (the whole pipeline record). An unknown \
             model is exit 66.
 
+            With --table, the fields as "key: value" lines for people, the training figures of the \
+            metrics as "metrics.KEY: value" lines, then the scores it was registered with as a table: one \
+            row for every entity type and one for all of them ("all") per data set scored (dev, test), \
+            with entity-level precision, recall and F1 as fractions and the number of gold entities \
+            (docs/records.md).
+
             EXAMPLES
               ner-register show conll
+              ner-register show conll@production --table
               ner-register show conll@production | jq .metrics
 
             \(exitCodeHelp)
@@ -72,7 +79,7 @@ struct Show: ParsableCommand {
     @Argument(help: "The model: NAME, NAME@ALIAS, NAME:VERSION or a model id.")
     var spec: String
 
-    @Flag(name: .long, help: "Print key: value lines for people instead of NDJSON.")
+    @Flag(name: .long, help: "Print key: value lines and a table of the scores for people instead of NDJSON.")
     var table = false
 
     @OptionGroup var options: RegistryOptions
@@ -85,9 +92,10 @@ struct Show: ParsableCommand {
             var o = withAliases(m, aliases)
             o["record"] = m.record
             if table {
-                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" {
+                for (k, v) in (o.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where k != "record" && k != "metrics" {
                     Output.line("\(k): \(v.stringValue ?? v.compactString)")
                 }
+                if let metrics = m.metrics { printMetrics(metrics) }
             } else {
                 Output.line(o)
             }
@@ -162,11 +170,15 @@ struct Best: ParsableCommand {
             first, those lacking the metric last). --by is a dotted path into the model's metrics: \
             dev.f1 (default), test.f1, dev.precision, ...; dev.f1 also finds the trainer's \
             dev.overall.f1. A sweep without registered models is exit 66; a metric no trial has is 65. \
-            `promote --sweep ID` moves an alias to the same winner.
+            `promote --sweep ID` moves an alias to the same winner. --summary prints instead one \
+            "type": "sweep_summary" object with the mean, sample standard deviation, minimum and \
+            maximum of dev.f1, test.f1 and --by over the registered trials: for the seeds of one job \
+            (ner-queue --seeds), where one seed's score misleads on small data.
 
             EXAMPLES
               ner-register best --sweep news-5f0c... --by dev.f1
               ner-register best --sweep news-5f0c... --all --table
+              ner-register best --sweep news-5f0c... --summary --table
               ner-register promote --sweep news-5f0c... --alias production
 
             \(exitCodeHelp)
@@ -181,6 +193,9 @@ struct Best: ParsableCommand {
     @Flag(name: .long, help: "Print every trial, best first, instead of the winner only.")
     var all = false
 
+    @Flag(name: .long, help: "Print the mean and standard deviation of the trials' scores instead.")
+    var summary = false
+
     @Flag(name: .long, help: "Print a table for people instead of NDJSON.")
     var table = false
 
@@ -191,6 +206,7 @@ struct Best: ParsableCommand {
             let registry = try options.open(readOnly: true)
             let trials = try registry.sweepModels(sweep, by: by)
             let winner = try Registry.best(of: trials, sweep: sweep, by: by)
+            if summary { return printSummary(trials.map(\.model), winner: winner.model) }
             let ranked = all ? trials : [(winner.model, Optional(winner.score))]
             if table {
                 printTable(["NAME", "VERSION", by.uppercased(), "MODEL_ID"], ranked.map {
@@ -205,5 +221,23 @@ struct Best: ParsableCommand {
                 Output.line(o)
             }
         }
+    }
+
+    func printSummary(_ models: [ModelRow], winner: ModelRow) {
+        var stats: [String: JSON] = [:]
+        var rows: [[String]] = []
+        for metric in Array(Set(["dev.f1", "test.f1", by])).sorted() {
+            let values = models.compactMap { $0.metric(metric) }
+            guard !values.isEmpty else { continue }
+            let n = Double(values.count), mean = values.reduce(0, +) / n
+            let std = values.count > 1 ? (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / (n - 1)).squareRoot() : 0
+            stats[metric] = ["n": .int(Int64(values.count)), "mean": .double(mean), "std": .double(std),
+                             "min": .double(values.min()!), "max": .double(values.max()!)]
+            rows.append([metric, String(values.count), String(format: "%.4f ± %.4f", mean, std),
+                         String(format: "%.4f", values.min()!), String(format: "%.4f", values.max()!)])
+        }
+        if table { return printTable(["METRIC", "N", "MEAN ± STD", "MIN", "MAX"], rows) }
+        Output.line(["schema": .int(Int64(recordSchema)), "type": "sweep_summary", "sweep_id": .string(sweep),
+                     "trials": .int(Int64(models.count)), "metrics": .object(stats), "best": .string(winner.modelId), "by": .string(by)])
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import NERCLI
 import NERCore
 import NEREngine
+import NERModelStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,9 @@ struct Tool: ParsableCommand {
 
         TRAINING
         Adam (or SGD) with gradient clipping at norm 5, dropout, a learning rate decaying as lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1 (0 turns it off), and a checkpoint after every epoch. On the CPU, results are identical for the same data, seed and thread count. A loss that becomes NaN or infinite stops training with exit 1 and keeps the last good checkpoint. --resume continues from the checkpoint in --output; --epochs is the total, not additional, and the model id stays the same.
+
+        WARM START
+        --init-from MODEL (spec.init_from) starts from a trained model's weights: the character model and BiLSTM carry over, words and tags the parent knows keep their rows, new entity types start fresh and types the data lacks are dropped; the network keeps the parent's shape. Without a learning rate it uses \(JobSpec.warmStartLearningRate). --freeze-epochs N trains only the output layer and CRF first. The record gets "warm_start" (carried, new and dropped types) and "parent_id". docs/records.md has the details.
 
         GPU
         --device cuda (or spec.device "cuda") trains on the first NVIDIA GPU it can see (CUDA_VISIBLE_DEVICES, which Slurm sets for --gres=gpu): the whole batch, its gradients and the optimizer stay on the device, with one copy each way per batch. The driver, cuBLAS and NVRTC are found at run time, and the kernels are compiled for the GPU at start. Dropout masks come from a different generator than on the CPU, so GPU and CPU runs differ bit for bit. Gradients are summed in a fixed order, never with atomic adds, so the sums come out the same way in every run. The model file is the same either way: a model trained on a GPU serves on CPUs and back. --check-device tests a node before a long run.
@@ -75,6 +79,15 @@ struct Tool: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec().patience)).", valueName: "N"))
     var patience: Int?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Start from this model's weights (a warm start): NAME, NAME@ALIAS, NAME:VERSION, a model id, \
+        a model folder or tarball. Overrides spec.init_from.
+        """, valueName: "MODEL"))
+    var initFrom: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --init-from: epochs that train only the output layer and the CRF (default: 0).", valueName: "N"))
+    var freezeEpochs: Int?
 
     @Option(name: .long, help: ArgumentHelp("\(deviceHelp) Default: the job's, else \(JobSpec().device).", valueName: "DEVICE"))
     var device: String?
@@ -151,6 +164,11 @@ struct Tool: ParsableCommand {
         if let batchSize { spec.batchSize = batchSize }
         if let learningRate { spec.learningRate = learningRate }
         if let patience { spec.patience = patience }
+        if let initFrom {
+            spec.initFrom = initFrom
+            if learningRate == nil && specJSON["learning_rate"] == nil { spec.learningRate = JobSpec.warmStartLearningRate }
+        }
+        if let freezeEpochs { spec.freezeEpochs = freezeEpochs }
         if let device { spec.device = device }
         try spec.validate(context: context)
         let modelName = name ?? input["name"]?.stringValue ?? "model"
@@ -170,8 +188,15 @@ struct Tool: ParsableCommand {
             try home.ensureLayout()
             outputDir = home.models + "/" + modelId
         }
-        let outcome = try Trainer.run(TrainingOptions(spec: spec, name: modelName, modelId: modelId, outputDir: outputDir,
-                                                      resume: resume, progress: !common.quiet))
+        var options = TrainingOptions(spec: spec, name: modelName, modelId: modelId, outputDir: outputDir,
+                                      resume: resume, progress: !common.quiet)
+        var parentId: String?
+        if let initFrom = spec.initFrom {
+            let located = try ModelLocator(home: common.resolvedHome).locate(initFrom)
+            options.initFrom = located.directory
+            parentId = located.modelId
+        }
+        let outcome = try Trainer.run(options)
         for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }
         var out = input
         out["spec"] = .object(specJSON)
@@ -179,6 +204,12 @@ struct Tool: ParsableCommand {
         out["model_dir"] = .string(outcome.modelDir)
         out["metrics"] = outcome.metrics
         out["status"] = "trained"
+        if var warm = outcome.warmStart {
+            // The registry's id when the parent came from it, else the id in its model.json.
+            if let parentId { warm["parent_id"] = .string(parentId) }
+            out["warm_start"] = warm
+            out["parent_id"] = warm["parent_id"]
+        }
         return out
     }
 }

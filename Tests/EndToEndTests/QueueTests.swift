@@ -13,6 +13,26 @@ import Glibc
         ((try? FileManager.default.contentsOfDirectory(atPath: "\(home)/spool/\(dir)")) ?? []).filter { !$0.hasPrefix(".") }
     }
 
+    /// A warm start names a model that exists now: a folder, a tarball or a registered name.
+    @Test func initFromMustNameAModel() throws {
+        let t = TempDir("ner-queue-init-from"); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let missing = try run("ner-queue", ["--home", t.path, "--train", train, "--init-from", "nosuch"])
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("init_from: no model 'nosuch'"), "\(missing.stderr)")
+        let viaStdin = try run("ner-queue", ["--home", t.path], stdin: #"{"train": "\#(train)", "init_from": "nosuch"}"# + "\n")
+        #expect(viaStdin.status == 66)
+        #expect(viaStdin.stderr.contains("stdin:1: init_from"), "\(viaStdin.stderr)")
+        try FileManager.default.createDirectory(atPath: t.file("parent"), withIntermediateDirectories: true)
+        let folder = try run("ner-queue", ["--home", t.path, "--train", train, "--init-from", t.file("parent")])
+        #expect(folder.status == 0, "\(folder.stderr)")
+        let spec = try JSON.parse(folder.stdout)["spec"]
+        #expect(spec?["init_from"]?.stringValue == t.file("parent"))
+        // Without a learning rate a warm start takes the lower default.
+        #expect(spec?["learning_rate"]?.doubleValue == JobSpec.warmStartLearningRate)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).count == 1)
+    }
+
     @Test func queuesAJobFromFlags() throws {
         let t = TempDir(); defer { t.remove() }
         let train = t.write("train.txt", "EU I-ORG\n\n")

@@ -302,3 +302,40 @@ extension SlurmTests {
         })
     }
 }
+
+extension SlurmTests {
+    /// examples/slurm/infer-array.sbatch with 4 shards per input, one input per format ner-infer
+    /// reads: Slurm runs each as a 4-task array and a merge job after it, and each merged output is
+    /// byte for byte what one ner-infer over the whole input writes.
+    @Test func inferArrayOfFourShardsMatchesOneRun() throws {
+        let t = TempDir("ner-slurm-infer"); defer { t.remove() }
+        let name = "infer\(UInt32.random(in: 0..<1_000_000))"
+        try InferArray.registerModel(t.path, name: name)
+        var submitted: [(format: String, input: String, output: String, array: String, merge: String)] = []
+        for (format, input) in InferArray.inputs(t, copies: 3) {
+            let output = t.file("out.\(format)")
+            let r = try InferArray.submit(t.path, ["4", input, output, "--model", name, "--format", format],
+                                          env: ["NER_HOME": t.path, "NER_SBATCH_ARGS": "--cpus-per-task=1 --mem=256M --time=5"])
+            #expect(r.status == 0, "\(format): \(r.stderr)")
+            let array = try #require(r.stderr.firstMatch(of: #/array (\d+) /#)?.1).description
+            submitted.append((format, input, output, array, r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        let merges = Set(submitted.map(\.merge))
+        let deadline = Date().addingTimeInterval(50)
+        func ended() -> [String: String] {
+            Dictionary(SlurmCluster.jobs().filter { merges.contains($0.id) }.map { ($0.id, $0.state) }) { a, _ in a }
+        }
+        while Date() < deadline, ended().count < merges.count || ended().values.contains(where: { ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"].contains($0) }) {
+            usleep(200_000)
+        }
+        for s in submitted {
+            #expect(ended()[s.merge] == "COMPLETED", "\(s.format): merge job \(s.merge) \(ended()[s.merge] ?? "unknown")")
+            let tasks = SlurmCluster.jobs().filter { $0.id.hasPrefix(s.array + "_") }
+            #expect(Set(tasks.map(\.id)) == Set((0..<4).map { "\(s.array)_\($0)" }), "\(s.format): \(tasks)")
+            #expect(tasks.allSatisfy { $0.state == "COMPLETED" })
+            let merged = try? String(contentsOfFile: s.output, encoding: .utf8)
+            #expect(merged == (try InferArray.oneRun(t.path, name, s.format, s.input)), "\(s.format)")
+            #expect(!FileManager.default.fileExists(atPath: s.output + ".parts"))
+        }
+    }
+}

@@ -101,6 +101,47 @@ enum FakeTraining {
         #expect(try JSON.parse(try #require(withFlag.lines.first))["spec"]?["dev"]?.stringValue == t.file("project/data/dev.txt"))
     }
 
+    /// `--seeds` queues one job per seed as one sweep; `best --summary` gives the mean and sample
+    /// standard deviation of their scores, and the winner.
+    @Test func seedsAreOneSweepAndSummarize() throws {
+        let t = TempDir("ner-seeds"); defer { t.remove() }
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        let q = try run("ner-queue", ["--home", t.path, "--name", "s", "--train", train, "--seeds", "1,2,3", "--time", "10"])
+        #expect(q.status == 0, "\(q.stderr)")
+        let jobs = try q.lines.map { try JSON.parse($0) }
+        #expect(jobs.map { $0["spec"]?["seed"]?.intValue } == [1, 2, 3])
+        let sweepId = try #require(jobs.first?["sweep_id"]?.stringValue)
+        #expect(jobs.allSatisfy { $0["sweep_id"]?.stringValue == sweepId })
+        // A stand-in trainer whose dev F1 is 0.6 + seed / 100.
+        t.write("fake.sh", """
+            rec=$(cat)
+            seed=$(printf '%s' "$rec" | grep -o '"seed":[0-9]*' | head -1 | cut -d: -f2)
+            d="$NER_HOME/models/$NER_JOB_ID"; mkdir -p "$d"; echo "w $NER_JOB_ID" > "$d/weights.bin"
+            printf '%s\n' "${rec%\\}},\\"status\\":\\"trained\\",\\"model_dir\\":\\"$d\\",\\"metrics\\":{\\"dev\\":{\\"f1\\":0.6$seed}}}" | ner-pack | ner-register
+
+            """)
+        let d = try run("ner-dispatch", ["--home", t.path, "--drain", "--max-running", "3", "--poll", "0.05", "--command", "bash " + t.file("fake.sh")])
+        #expect(d.status == 0, "\(d.stderr)")
+        let summary = try run("ner-register", ["best", "--sweep", sweepId, "--summary", "--home", t.path])
+        #expect(summary.status == 0, "\(summary.stderr)")
+        let o = try JSON.parse(summary.stdout)
+        #expect(o["type"] == "sweep_summary")
+        #expect(o["trials"] == 3)
+        let dev = try #require(o["metrics"]?["dev.f1"])
+        #expect(dev["n"] == 3)
+        #expect(abs((dev["mean"]?.doubleValue ?? 0) - 0.62) < 1e-9)
+        #expect(abs((dev["std"]?.doubleValue ?? 0) - 0.01) < 1e-9)
+        #expect(o["metrics"]?["test.f1"] == nil)
+        let best = try JSON.parse(try run("ner-register", ["best", "--sweep", sweepId, "--home", t.path]).stdout)
+        #expect(o["best"] == best["model_id"])
+        #expect(best["score"]?.doubleValue == 0.63)
+
+        for bad in [["--seeds", "1,x"], ["--seeds", "1,1"], ["--seeds", ""]] {
+            #expect(try run("ner-queue", ["--home", t.path, "--train", train] + bad).status == 64, "\(bad)")
+        }
+        #expect(try run("ner-queue", ["--home", t.path, "--seeds", "1,2"], stdin: "{}\n").status == 64)
+    }
+
     @Test func badSweepSpecsQueueNothing() throws {
         let t = TempDir("ner-sweep-bad"); defer { t.remove() }
         let train = t.write("train.txt", "EU I-ORG\n\n")

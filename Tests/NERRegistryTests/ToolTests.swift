@@ -157,6 +157,43 @@ import TestSupport
         #expect(transitions.map { $0["status"] } == ["running", "failed"])
     }
 
+    /// `show --table` is for people: the fields as lines, the training figures as `metrics.KEY`
+    /// lines, and the scores as one table (docs/records.md), a row of all entities before the types.
+    @Test func showTableListsTheFiguresThenTheScoresAsATable() throws {
+        let f = try Fixture("reg-show-table")
+        defer { f.remove() }
+        func scores(_ p: Double, _ r: Double, _ f1: Double, gold: Int, _ perType: [String: JSON]) -> JSON {
+            ["precision": .double(p), "recall": .double(r), "f1": .double(f1), "gold_count": .int(Int64(gold)),
+             "predicted_count": 10, "correct_count": 7, "per_type": .object(perType)]
+        }
+        let type: (Double, Int) -> JSON = { ["precision": .double($0), "recall": .double($0), "f1": .double($0), "support": .int(Int64($1))] }
+        let metrics: JSON = ["epochs_run": 17, "best_epoch": 12, "train_seconds": 41.5,
+                             "dev": scores(0.7, 0.8, 0.74667, gold: 12, ["PER": type(0.9, 5), "LOC": type(0.5, 7)]),
+                             "test": scores(0.75, 0.5, 0.6, gold: 9, ["ORG": type(0.25, 9)])]
+        let m = try f.registerFake(name: "conll", metrics: metrics)
+        let r = try run(tool, ["show", "conll", "--table", "--home", f.home])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLast()
+        #expect(lines.contains("model_id: \(m.modelId)") && lines.contains("version: 1"))
+        #expect(!r.stdout.contains("\"per_type\"") && !lines.contains { $0.hasPrefix("record") })
+        #expect(lines.contains("metrics.best_epoch: 12") && lines.contains("metrics.epochs_run: 17")
+                && lines.contains("metrics.train_seconds: 41.5"))
+        let header = try #require(lines.firstIndex { $0.hasPrefix("SET") })
+        #expect(lines[header - 1] == "", "a blank line before the table")
+        let rows = lines[(header + 1)...].map { $0.split(separator: " ").map(String.init) }
+        #expect(lines[header].split(separator: " ") == ["SET", "TYPE", "PRECISION", "RECALL", "F1", "SUPPORT"])
+        #expect(rows == [["dev", "all", "0.7000", "0.8000", "0.7467", "12"],
+                         ["dev", "LOC", "0.5000", "0.5000", "0.5000", "7"],
+                         ["dev", "PER", "0.9000", "0.9000", "0.9000", "5"],
+                         ["test", "all", "0.7500", "0.5000", "0.6000", "9"],
+                         ["test", "ORG", "0.2500", "0.2500", "0.2500", "9"]])
+
+        // A model registered without metrics shows no table.
+        _ = try f.registerFake(name: "bare")
+        let bare = try run(tool, ["show", "bare", "--table", "--home", f.home])
+        #expect(bare.status == 0 && !bare.stdout.contains("SET") && !bare.stdout.contains("metrics"), "\(bare.stdout)")
+    }
+
     @Test func aRegistryLockedPastTheTimeoutIs69() throws {
         let f = try Fixture("reg-locked")
         defer { f.remove() }

@@ -1,0 +1,92 @@
+import Foundation
+import NERCore
+import NEREngine
+import Testing
+import TestSupport
+
+/// Warm start (`init_from`, docs/records.md): training that begins from a model's weights.
+@Suite struct WarmStartTests {
+    /// The synthetic corpus with one entity type's tags turned into O.
+    static func without(_ type: String, _ corpus: String) -> String {
+        corpus.replacingOccurrences(of: " B-\(type)\n", with: " O\n").replacingOccurrences(of: " I-\(type)\n", with: " O\n")
+    }
+
+    func train(_ dir: TempDir, _ name: String, train: String, dev: String, epochs: Int, extra: [String: JSON] = [:]) throws -> JSON {
+        var record = try JSON.parse(Synthetic.job(train: train, dev: dev, epochs: epochs))
+        var spec = try #require(record["spec"]?.objectValue)
+        for (k, v) in extra { spec[k] = v }
+        record["spec"] = .object(spec)
+        record["name"] = .string(name)
+        let r = try run("ner-train", ["--output", dir.file(name), "--quiet"], stdin: record.compactString + "\n")
+        try #require(r.status == 0, "\(r.stderr)")
+        return try JSON.parse(try #require(r.lines.first))
+    }
+
+    /// With the same data and tags and a learning rate too small to move anything, the warm-started
+    /// model tags exactly as its parent: every weight carried over to the right place.
+    @Test func sameTagsReproduceTheParentsPredictions() throws {
+        let dir = TempDir("warm-same"); defer { dir.remove() }
+        let trainFile = dir.write("train.txt", Synthetic.corpus(80, seed: 1))
+        let devFile = dir.write("dev.txt", Synthetic.corpus(20, seed: 2))
+        let parent = try train(dir, "parent", train: trainFile, dev: devFile, epochs: 3)
+        let child = try train(dir, "child", train: trainFile, dev: devFile, epochs: 1,
+                              extra: ["init_from": .string(dir.file("parent")), "learning_rate": 1e-9])
+        #expect(child["parent_id"] == parent["model_id"])
+        #expect(child["warm_start"]?["carried_types"] == ["LOC", "ORG", "PER"])
+        #expect(child["warm_start"]?["new_types"] == [])
+        #expect(child["warm_start"]?["new_words"] == 0)
+
+        let sentences = Synthetic.corpus(40, seed: 9).split(separator: "\n\n").map { $0.split(separator: "\n").map { String($0.split(separator: " ")[0]) } }
+        let a = try NERModel.load(dir.file("parent")).predict(sentences)
+        let b = try NERModel.load(dir.file("child")).predict(sentences)
+        #expect(a.map(\.tags) == b.map(\.tags))
+        #expect(zip(a, b).allSatisfy { x, y in zip(x.scores, y.scores).allSatisfy { abs($0 - $1) < 1e-3 } })
+    }
+
+    /// A parent that never saw ORG, warm-started on data that has it: ORG is learned, and the types
+    /// it knew stay as good as they were.
+    @Test func aNewTypeIsLearnedAndTheOldOnesStay() throws {
+        let dir = TempDir("warm-new-type"); defer { dir.remove() }
+        let corpus = Synthetic.corpus(160, seed: 1), devCorpus = Synthetic.corpus(40, seed: 2)
+        let parent = try train(dir, "parent", train: dir.write("train-no-org.txt", Self.without("ORG", corpus)),
+                               dev: dir.write("dev-no-org.txt", Self.without("ORG", devCorpus)), epochs: 12)
+        let known = try #require(parent["metrics"]?["dev"]?["per_type"])
+        #expect(known["ORG"] == nil)
+        let child = try train(dir, "child", train: dir.write("train.txt", corpus), dev: dir.write("dev.txt", devCorpus),
+                              epochs: 6, extra: ["init_from": .string(dir.file("parent")), "freeze_epochs": 1])
+        #expect(child["warm_start"]?["carried_types"] == ["LOC", "PER"])
+        #expect(child["warm_start"]?["new_types"] == ["ORG"])
+        let scores = try #require(child["metrics"]?["dev"]?["per_type"])
+        #expect(scores["ORG"]?["f1"]?.doubleValue ?? 0 >= 0.95, "\(scores)")
+        for type in ["PER", "LOC"] {
+            let before = known[type]?["f1"]?.doubleValue ?? 0, after = scores[type]?["f1"]?.doubleValue ?? 0
+            #expect(before >= 0.95 && after >= before - 0.02, "\(type): \(before) -> \(after)")
+        }
+    }
+
+    /// Mismatches are exit 65 naming them: vectors of another dimension than the parent's words,
+    /// and a parent model file of a format version this build does not read.
+    @Test func mismatchedParentsAreRefused() throws {
+        let dir = TempDir("warm-mismatch"); defer { dir.remove() }
+        let trainFile = dir.write("train.txt", Synthetic.corpus(20, seed: 1))
+        _ = try train(dir, "parent", train: trainFile, dev: trainFile, epochs: 1)
+        let vectors = dir.write("v.txt", "alice 0.1 0.2 0.3 0.4\nparis 0.5 0.6 0.7 0.8\n")
+        let job = Synthetic.job(train: trainFile, dev: nil, epochs: 1, extra: [:])
+        let dims = try run("ner-train", ["--output", dir.file("c1"), "--init-from", dir.file("parent"), "--embeddings", vectors, "-q"], stdin: job)
+        #expect(dims.status == 65)
+        #expect(dims.stderr.contains("word_dim 12"), "\(dims.stderr)")
+
+        let future = dir.file("future")
+        try FileManager.default.copyItem(atPath: dir.file("parent"), toPath: future)
+        var model = try JSON.parse(try #require(FileManager.default.contents(atPath: future + "/model.json")))
+        model["format_version"] = 99
+        try model.prettyEncoded().write(to: URL(fileURLWithPath: future + "/model.json"))
+        let version = try run("ner-train", ["--output", dir.file("c2"), "--init-from", future, "-q"], stdin: job)
+        #expect(version.status == 65)
+        #expect(version.stderr.contains("format version 99"), "\(version.stderr)")
+
+        let missing = try run("ner-train", ["--output", dir.file("c3"), "--init-from", "no-such-model", "--home", dir.path, "-q"], stdin: job)
+        #expect(missing.status == 66, "\(missing.stderr)")
+        #expect(!fileExists(dir.file("c1")) && !fileExists(dir.file("c2")) && !fileExists(dir.file("c3")))
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// One whole request, as the console's handlers see it.
 public struct Request: Sendable {
@@ -58,15 +59,19 @@ final class ConsoleHTTPServer: @unchecked Sendable {
         self.app = app
     }
 
-    func start(host: String, port: Int) throws -> Int {
+    /// `tls` (a certificate chain and key) makes it speak HTTPS only.
+    func start(host: String, port: Int, tls: NIOSSLContext? = nil) throws -> Int {
         let app = self.app
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandler(ConsoleConnection(app: app))
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try pipeline.addHandler(ConsoleConnection(app: app))
                 }
             }
             .bind(host: host, port: port).wait()

@@ -43,12 +43,14 @@ struct NERConsoleTool: ParsableCommand {
         page (kept under $NER_HOME/uploads, checked as CoNLL, at most --max-upload MiB).
 
         NETWORK
-          Binds 127.0.0.1 by default. Another address needs --insecure-http: put the console \
-        behind a TLS proxy (docs/console.md shows nginx) and give --secure-cookies there. Events \
+          Binds 127.0.0.1 by default. Another address needs TLS: --tls-cert and --tls-key (PEM) \
+        make the console speak HTTPS itself (its cookie is then Secure), or put it behind a TLS \
+        proxy (docs/console.md shows nginx) and give --insecure-http and --secure-cookies. Events \
         reach the pages as Server-Sent Events (GET /api/events).
 
         EXAMPLES
           ner-console --data-root /data/conll
+          ner-console --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem
           ner-console user add ada --role operator
           ssh -L 8090:127.0.0.1:8090 gpu-node   # then open the printed link locally
           curl -s -b jar -c jar localhost:8090/api/signin -d '{"token":"..."}'
@@ -75,6 +77,8 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Hours a session lasts.", valueName: "HOURS")) var sessionHours = 12.0
     @Option(help: ArgumentHelp("Models kept loaded for Try it.", valueName: "N")) var models = 4
     @Flag(help: "Allow an address other than loopback without TLS (behind a TLS proxy).") var insecureHTTP = false
+    @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate (chain); needs --tls-key.", valueName: "FILE")) var tlsCert: String?
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "FILE")) var tlsKey: String?
     @Flag(help: "Mark the session cookie Secure (the page is reached over HTTPS through a proxy).") var secureCookies = false
 
     func run() throws {
@@ -93,7 +97,9 @@ struct Serve: ParsableCommand {
             options.sessionSeconds = sessionHours * 3600
             options.modelCache = models
             options.secureCookies = secureCookies
-            try Console.serve(options, host: host, port: port, insecureHTTP: insecureHTTP, log: log)
+            if (tlsCert == nil) != (tlsKey == nil) { throw ToolError.usage("--tls-cert and --tls-key go together") }
+            let tls = tlsCert.flatMap { cert in tlsKey.map { (certificate: cert, key: $0) } }
+            try Console.serve(options, host: host, port: port, insecureHTTP: insecureHTTP, tls: tls, log: log)
         }
     }
 }

@@ -175,6 +175,35 @@ import TestSupport
         #expect(try admin.request("POST", "/api/users/root/remove", body: "{}").status == 400)
     }
 
+    /// With a certificate and key the console speaks HTTPS itself, on any address; plain HTTP gets
+    /// no page, and broken or missing PEM files are refused before anything listens.
+    @Test func tlsServesHTTPSOnAnyAddress() throws {
+        let dir = TempDir("ner-console-tls")
+        defer { dir.remove() }
+        let cert = dir.file("cert.pem"), key = dir.file("key.pem")
+        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                                                "-days", "1", "-subj", "/CN=127.0.0.1"])
+        try #require(made.status == 0, "openssl: \(made.stderr)")
+        let console = try ConsoleProcess(home: dir.path, args: ["--host", "0.0.0.0", "--tls-cert", cert, "--tls-key", key])
+        defer { console.stop() }
+        #expect(console.scheme == "https", "\(console.stderr)")
+        #expect(try console.firstSignInLink().hasPrefix("https://"))
+        let secure = try run("/usr/bin/curl", ["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                               "https://127.0.0.1:\(console.port)/healthz"])
+        #expect(secure.stdout == "200", "\(secure.stderr)")
+        let plain = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                              "http://127.0.0.1:\(console.port)/healthz"])
+        #expect(plain.stdout != "200")
+
+        let garbage = dir.write("garbage.pem", "not a certificate\n")
+        let bad = try run("ner-console", ["--home", dir.path, "--port", "0", "--tls-cert", garbage, "--tls-key", key])
+        #expect(bad.status == 65, "\(bad.stderr)")
+        let missing = try run("ner-console", ["--home", dir.path, "--port", "0", "--tls-cert", dir.file("nope.pem"), "--tls-key", key])
+        #expect(missing.status == 66, "\(missing.stderr)")
+        let half = try run("ner-console", ["--home", dir.path, "--port", "0", "--tls-cert", cert])
+        #expect(half.status == 64, "\(half.stderr)")
+    }
+
     @Test func otherAddressesNeedInsecureHTTP() throws {
         let dir = TempDir("ner-console")
         defer { dir.remove() }

@@ -16,7 +16,9 @@ final class ConsoleProcess: @unchecked Sendable {
     let home: String
     let errFile: String
     private(set) var port = 0
-    var base: String { "http://127.0.0.1:\(port)" }
+    /// http, or https when started with --tls-cert.
+    private(set) var scheme = "http"
+    var base: String { "\(scheme)://127.0.0.1:\(port)" }
     var stderr: String { (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "" }
 
     init(home: String, args: [String] = []) throws {
@@ -30,9 +32,10 @@ final class ConsoleProcess: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let r = stderr.range(of: "listening on http://127.0.0.1:") {
-                let digits = stderr[r.upperBound...].prefix { $0.isNumber }
-                if let p = Int(digits) { port = p; break }
+            if let r = stderr.range(of: #"listening on https?://[^ ]+:[0-9]+"#, options: .regularExpression) {
+                let address = stderr[r].dropFirst("listening on ".count)
+                scheme = address.hasPrefix("https") ? "https" : "http"
+                if let p = Int(address.split(separator: ":").last ?? "") { port = p; break }
             }
             if !process.isRunning { throw Failure("ner-console exited: \(stderr)") }
             usleep(50_000)

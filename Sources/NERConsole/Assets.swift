@@ -406,21 +406,65 @@ async function newPage(main) {
     const slot = out.data && out.data.field && $('#err-' + out.data.field);
     if (slot) slot.textContent = msg; else note.replaceChildren(message('bad', msg));
   }
-  // Sweeps: the JSON of a sweep file (ner-queue --sweep).
-  const example = { name: 'sweep', base: { train: root ? root + '/train.txt' : 'train.txt', dev: root ? root + '/dev.txt' : 'dev.txt', epochs: 5 },
-    grid: { learning_rate: [0.001, 0.002], hidden_size: [100, 200] } };
+  let sweepTimer = null;
+  // Sweeps: a form for the search (grid or random, one row per hyper-parameter) that writes the
+  // JSON of a sweep file (ner-queue --sweep) into the box below it, where it may be edited too.
   const sweepText = el('textarea', { id: 'sweep-json', rows: 8 });
-  sweepText.value = JSON.stringify(example, null, 2);
+  const sw = {
+    name: el('input', { id: 'sw-name', value: 'sweep' }),
+    train: el('input', { id: 'sw-train', value: root ? root + '/train.txt' : 'train.txt' }),
+    dev: el('input', { id: 'sw-dev', value: root ? root + '/dev.txt' : 'dev.txt' }),
+    epochs: el('input', { id: 'sw-epochs', type: 'number', value: '5' }),
+    mode: el('select', { id: 'sw-mode' }, el('option', { value: 'grid' }, 'grid: every combination'), el('option', { value: 'random' }, 'random: draw trials')),
+    trials: el('input', { id: 'sw-trials', type: 'number', value: '8' }),
+    seed: el('input', { id: 'sw-seed', type: 'number', value: '1' }),
+  };
+  const SWEEP_FIELDS = ['learning_rate', 'dropout', 'hidden_size', 'batch_size', 'epochs', 'word_dim', 'char_dim', 'seed', 'optimizer'];
+  const DISTS = ['uniform', 'log_uniform', 'int', 'choice'];
+  const paramRows = el('div', { id: 'sw-params' });
+  const num = (t) => { const v = t.trim(); return v !== '' && isFinite(Number(v)) ? Number(v) : v; };
+  const list = (t) => t.split(',').map((x) => x.trim()).filter((x) => x !== '').map(num);
+  const addParam = (field, values, dist) => {
+    const row = el('div', { class: 'row sw-param' },
+      el('select', { class: 'sw-field' }, SWEEP_FIELDS.map((f) => el('option', { value: f, selected: f === field }, f))),
+      el('select', { class: 'sw-dist' }, DISTS.map((d) => el('option', { value: d, selected: d === (dist || 'log_uniform') }, d))),
+      el('input', { class: 'sw-values', value: values, placeholder: 'grid: values, comma-separated; random: lo, hi (choice: values)' }),
+      el('button', { type: 'button', onclick: () => { row.remove(); writeSweep(); } }, 'Remove'));
+    paramRows.append(row);
+  };
+  const writeSweep = () => {
+    const random = sw.mode.value === 'random';
+    for (const d of $$('.sw-dist', paramRows)) d.hidden = !random;
+    sw.trials.parentNode.hidden = sw.seed.parentNode.hidden = !random;
+    const base = { train: sw.train.value.trim() };
+    if (sw.dev.value.trim()) base.dev = sw.dev.value.trim();
+    if (sw.epochs.value) base.epochs = Number(sw.epochs.value);
+    const space = {};
+    for (const row of $$('.sw-param', paramRows)) {
+      const field = $('.sw-field', row).value, values = list($('.sw-values', row).value), dist = $('.sw-dist', row).value;
+      space[field] = random ? { [dist]: values } : values;
+    }
+    const body = { name: sw.name.value.trim(), base };
+    if (random) { body.random = space; body.trials = Number(sw.trials.value); body.seed = Number(sw.seed.value); } else body.grid = space;
+    sweepText.value = JSON.stringify(body, null, 2);
+    if (can('operator')) { clearTimeout(sweepTimer); sweepTimer = setTimeout(countTrials, 300); }
+  };
+  addParam('learning_rate', '0.001, 0.002');
+  addParam('hidden_size', '100, 200', 'choice');
+  const sweepForm = el('div', { id: 'sweep-form', oninput: writeSweep, onchange: writeSweep },
+    el('div', { class: 'grid' }, field('sw-name', 'name', sw.name), field('sw-train', 'train', sw.train), field('sw-dev', 'dev', sw.dev),
+      field('sw-epochs', 'epochs', sw.epochs), field('sw-mode', 'search', sw.mode), field('sw-trials', 'trials', sw.trials), field('sw-seed', 'seed', sw.seed)),
+    paramRows, el('button', { id: 'sw-add', type: 'button', onclick: () => { addParam('dropout', ''); writeSweep(); } }, 'Add a hyper-parameter'));
   const sweepNote = el('div', { id: 'sweep-note' });
   const sweepBody = () => { try { return JSON.parse(sweepText.value); } catch (e) { sweepNote.replaceChildren(message('bad', 'not valid JSON: ' + e.message)); return null; } };
   // The number of trials follows the text as it is edited, before anything is queued.
   const countTrials = async () => { const b = sweepBody(); if (!b) return;
     const r = await api('POST', '/api/sweeps?dry_run=1', b);
     sweepNote.replaceChildren(message(r.ok ? 'good' : 'bad', r.ok ? `${r.data.trials} trial(s)` : r.data.error)); };
-  let sweepTimer = null;
   sweepText.addEventListener('input', () => { clearTimeout(sweepTimer); sweepTimer = setTimeout(countTrials, 400); });
   const sweepCard = el('div', { class: 'card' }, el('h3', {}, 'Hyper-parameter search (grid or random)'),
-    el('p', { class: 'muted' }, 'The JSON of a sweep file: name, base, and grid (field → values) or random (trials, seed, field → distribution).'),
+    sweepForm,
+    el('p', { class: 'muted' }, 'The sweep file this queues (ner-queue --sweep): name, base, and grid (field → values) or random (trials, seed, field → distribution). Edit it here for anything the form lacks.'),
     sweepText, el('div', { class: 'row' },
       el('button', { id: 'sweep-count', type: 'button', onclick: countTrials }, 'Count trials'),
       el('button', { id: 'sweep-queue', class: 'primary', onclick: async () => { const b = sweepBody(); if (!b) return;
@@ -442,7 +486,7 @@ async function newPage(main) {
       if (r.ok) location.hash = '#/job/' + enc(r.data.job_id); else rtNote.replaceChildren(message('bad', r.data.error));
     } }, 'Queue retraining')), rtNote);
   main.replaceChildren(el('h2', {}, 'New training'), note, form, el('h2', {}, 'More ways to train'), sweepCard, retrainCard);
-  if (can('operator')) countTrials();
+  writeSweep();
   rendered('new');
 }
 

@@ -141,6 +141,26 @@ final class Browser: @unchecked Sendable {
         #expect(try browser.rendered("new"))
         // The sweep form counts its trials before anything is queued (the example is a 2 × 2 grid).
         #expect(try browser.wait(10, "return document.getElementById('sweep-note').textContent === '4 trial(s)'"))
+        // Field by field: a third grid row multiplies the count; a random search has the trials asked for,
+        // and the JSON it would queue follows the form.
+        try browser.click("#sw-add")
+        try browser.script("""
+            const rows = document.querySelectorAll('.sw-param');
+            const last = rows[rows.length - 1].querySelector('.sw-values');
+            last.value = '0.3, 0.5, 0.7'; last.dispatchEvent(new Event('input', { bubbles: true }));
+            """)
+        #expect(try browser.wait(10, "return document.getElementById('sweep-note').textContent === '12 trial(s)'"))
+        try browser.script("""
+            const m = document.getElementById('sw-mode'); m.value = 'random'; m.dispatchEvent(new Event('change', { bubbles: true }));
+            const rows = document.querySelectorAll('.sw-param');
+            const d = rows[rows.length - 1].querySelector('.sw-dist'); d.value = 'choice'; d.dispatchEvent(new Event('change', { bubbles: true }));
+            const t = document.getElementById('sw-trials'); t.value = '6'; t.dispatchEvent(new Event('input', { bubbles: true }));
+            """)
+        #expect(try browser.wait(10, "return document.getElementById('sweep-note').textContent === '6 trial(s)'"))
+        let sweepJSON = try JSON.parse(try #require(try browser.script("return document.getElementById('sweep-json').value").stringValue))
+        #expect(sweepJSON["random"]?["dropout"]?["choice"] == [0.3, 0.5, 0.7])
+        #expect(sweepJSON["random"]?["learning_rate"]?["log_uniform"] == [0.001, 0.002])
+        #expect(sweepJSON["trials"] == 6)
         for (field, value) in [("name", "web"), ("train", data + "/train.txt"), ("dev", data + "/dev.txt"), ("epochs", "12"),
                                ("hidden_size", "32"), ("word_dim", "32"), ("char_dim", "16"), ("threads", "1"), ("patience", "20")] {
             try browser.type("#in-\(field)", value)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Accuracy and speed of ner-train / ner-infer on CoNLL-2003 English (the acceptance numbers).
+# Accuracy and speed of ner-train / ner-infer on CoNLL-2003 English (the figures docs/measurements.md gives).
 #
 #   bench/train-conll.sh [glove|novec|infer|all]    (default: all)
 #

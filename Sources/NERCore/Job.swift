@@ -54,6 +54,9 @@ public struct JobSpec: Codable, Equatable, Sendable {
     public var initFrom: String? = nil
     /// With `initFrom`: epochs that train only the output layer and the CRF before the rest.
     public var freezeEpochs: Int = 0
+    /// Weight averaging: a moving average of the weights at each epoch's end, over about this many
+    /// epochs, scored on dev beside the weights themselves (0: off).
+    public var weightAverage: Int = 0
     public var resources: Resources = Resources()
 
     /// The default learning rate of a warm start (`init_from` without `learning_rate`): half the
@@ -66,6 +69,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         case train, dev, test, epochs, optimizer, dropout, embeddings, seed, device, threads, patience, resources
         case batchSize = "batch_size", learningRate = "learning_rate", hiddenSize = "hidden_size"
         case wordDim = "word_dim", charDim = "char_dim", initFrom = "init_from", freezeEpochs = "freeze_epochs"
+        case weightAverage = "weight_average"
     }
 
     public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -80,6 +84,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         freezeEpochs = try c.decodeIfPresent(Int.self, forKey: .freezeEpochs) ?? d.freezeEpochs
+        weightAverage = try c.decodeIfPresent(Int.self, forKey: .weightAverage) ?? d.weightAverage
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
             ?? (initFrom == nil ? d.learningRate : JobSpec.warmStartLearningRate)
         optimizer = try c.decodeIfPresent(String.self, forKey: .optimizer) ?? d.optimizer
@@ -136,6 +141,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
         if let initFrom, initFrom.isEmpty || initFrom.utf8.contains(0) { throw bad("init_from must name a model") }
         if freezeEpochs < 0 || freezeEpochs > epochs { throw bad("freeze_epochs must be between 0 and epochs (\(epochs)), got \(freezeEpochs)") }
+        if weightAverage < 0 || weightAverage > 1000 { throw bad("weight_average must be between 0 and 1000 epochs, got \(weightAverage)") }
         if freezeEpochs > 0 && initFrom == nil { throw bad("freeze_epochs needs init_from (a model to start from)") }
         if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
         do { _ = try TimeLimit.seconds(resources.time) } catch let e as ToolError { throw bad("resources.\(e.message)") }

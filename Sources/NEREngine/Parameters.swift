@@ -152,6 +152,14 @@ final class Parameters: @unchecked Sendable {
         for i in 0..<(config.wordVocab * config.wordDim) { words[i] = rng.uniform(a) }
     }
 
+    /// self = keeping * self + (1 - keeping) * other, over every weight (a moving average).
+    func blend(_ other: Parameters, keeping: Float) {
+        let fresh = 1 - keeping
+        for (mine, theirs, n) in [(dense, other.dense, layout.total), (words, other.words, config.wordVocab * config.wordDim)] {
+            for i in 0..<n { mine[i] = keeping * mine[i] + fresh * theirs[i] }
+        }
+    }
+
     /// Every dense tensor and the word vectors by name, as Float arrays (for tests and tools).
     func values() -> [String: [Float]] {
         var out: [String: [Float]] = [:]

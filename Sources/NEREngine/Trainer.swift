@@ -178,6 +178,12 @@ public enum Trainer {
                                  dropout: Float(spec.dropout), seed: spec.seed)
         tagger.gpu = backend.decoder
 
+        // Weight averaging: the moving average of the epoch-end weights, scored on dev beside them;
+        // whichever scores best is the model kept. It starts again on --resume.
+        let average = spec.weightAverage > 0 && data.dev != nil ? Parameters(config: config) : nil
+        let averageTagger = average.map { Tagger(params: $0, tagSet: data.tagSet, encoder: data.encoder) }
+        var averaged = 0
+
         while state.epoch < spec.epochs && (spec.dev == nil || spec.patience == 0 || state.badEpochs < spec.patience) {
             let epoch = state.epoch
             let started = Date()
@@ -213,14 +219,22 @@ public enum Trainer {
             state.step = opt.step
             state.epoch = epoch + 1
             var devF1: Double? = nil
+            var averageF1: Double? = nil
             if let dev = data.dev {
                 let scores = evaluate(tagger, dev, threads: threads)
                 devF1 = scores.f1
-                if scores.f1 > state.bestF1 {
-                    state.bestF1 = scores.f1
+                if let average, let averageTagger {
+                    average.blend(params, keeping: averaged == 0 ? 0 : 1 - 1 / Float(min(averaged + 1, spec.weightAverage)))
+                    averaged += 1
+                    averageF1 = evaluate(averageTagger, dev, threads: threads).f1
+                }
+                let best = max(scores.f1, averageF1 ?? -1)
+                if best > state.bestF1 {
+                    state.bestF1 = best
                     state.bestEpoch = epoch + 1
                     state.badEpochs = 0
-                    try ModelFile.write(manifest, params: params, words: data.words, to: out)
+                    let kept = (averageF1 ?? -1) > scores.f1 ? average! : params
+                    try ModelFile.write(manifest, params: kept, words: data.words, to: out)
                 } else {
                     state.badEpochs += 1
                 }
@@ -232,6 +246,7 @@ public enum Trainer {
                               "seconds": .double(seconds), "tokens_per_second": .double(Double(data.trainTokens) / seconds),
                               "learning_rate": .double(Double(lr)), "time": .string(Timestamp.now())]
             if let devF1 { line["dev_f1"] = .double(devF1) }
+            if let averageF1 { line["dev_f1_average"] = .double(averageF1) }
             history.append(line)
             try AtomicFile.write(history.map { $0.compactString + "\n" }.joined(), to: out + "/history.ndjson")
             try Checkpoint.write(ckptDir, state: state, params: params, optimizer: opt)

@@ -16,7 +16,9 @@ let specDefaults: String = {
         + "learning_rate (\(d.learningRate)), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
         + "hidden_size (\(d.hiddenSize)), word_dim (\(d.wordDim)), char_dim (\(d.charDim)), "
         + "embeddings (\(d.embeddings), or a word2vec/GloVe text file), seed (\(d.seed)), device (\(d.device): cpu|cuda), "
-        + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), resources {gpus (\(d.resources.gpus)), "
+        + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), init_from (a model to start from; "
+        + "learning_rate \(JobSpec.warmStartLearningRate) then), freeze_epochs (\(d.freezeEpochs)), "
+        + "weight_average (\(d.weightAverage): off), resources {gpus (\(d.resources.gpus)), "
         + "cpus (\(d.resources.cpus)), mem (\(d.resources.mem)), time (\(d.resources.time)), partition}."
 }()
 

@@ -90,3 +90,34 @@ import TestSupport
         #expect(!fileExists(dir.file("c1")) && !fileExists(dir.file("c2")) && !fileExists(dir.file("c3")))
     }
 }
+
+/// Weight averaging (`weight_average`, docs/records.md): the moving average of the epoch-end weights
+/// is scored on dev beside the weights themselves.
+@Suite struct WeightAverageTests {
+    @Test func anAverageOverOneEpochIsTheWeightsAndALongerOneIsScoredEachEpoch() throws {
+        let dir = TempDir("weight-average"); defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(80, seed: 1))
+        let dev = dir.write("dev.txt", Synthetic.corpus(20, seed: 2))
+        func history(_ k: Int) throws -> [JSON] {
+            var record = try JSON.parse(Synthetic.job(train: train, dev: dev, epochs: 4))
+            var spec = try #require(record["spec"]?.objectValue)
+            spec["weight_average"] = .int(Int64(k))
+            record["spec"] = .object(spec)
+            let r = try run("ner-train", ["--output", dir.file("m\(k)"), "--quiet"], stdin: record.compactString + "\n")
+            try #require(r.status == 0, "\(r.stderr)")
+            #expect(try JSON.parse(try #require(r.lines.first))["spec"]?["weight_average"]?.intValue == k)
+            return try String(contentsOfFile: dir.file("m\(k)/history.ndjson"), encoding: .utf8)
+                .split(separator: "\n").map { try JSON.parse(String($0)) }
+        }
+        // Over one epoch the average is the weights themselves: the same score every epoch.
+        let one = try history(1)
+        #expect(one.count == 4)
+        #expect(one.allSatisfy { $0["dev_f1_average"] != nil && $0["dev_f1_average"] == $0["dev_f1"] }, "\(one)")
+        // Over three, it is scored every epoch; the first epoch's average is that epoch's weights.
+        let three = try history(3)
+        #expect(three.allSatisfy { $0["dev_f1_average"]?.doubleValue != nil })
+        #expect(three[0]["dev_f1_average"] == three[0]["dev_f1"])
+        // Without it, nothing is averaged.
+        #expect(try history(0).allSatisfy { $0["dev_f1_average"] == nil })
+    }
+}

@@ -17,8 +17,10 @@ public struct JobQueue {
         try spool.ensureLayout()
     }
 
-    /// Writes every record into the spool, or none, then records them as queued.
-    public func submit(_ records: [JSON], log: Logger) throws {
+    /// Writes every record into the spool, or none, then records them as queued. `contexts` name
+    /// where each record came from (`stdin:3`), for errors.
+    public func submit(_ records: [JSON], contexts: [String?] = [], log: Logger) throws {
+        try checkParents(records, contexts: contexts)
         try spool.enqueue(records)
         do {
             let registry = try Registry(path: home.registry)
@@ -28,6 +30,20 @@ public struct JobQueue {
             })
         } catch {
             log.warning("job(s) queued, but the registry could not record it: \(error)")
+        }
+    }
+
+    /// A warm start from a model that does not exist would fail only when the job runs: a folder
+    /// or tarball must be there now, and a registry name must resolve (66 otherwise).
+    func checkParents(_ records: [JSON], contexts: [String?]) throws {
+        for (i, r) in records.enumerated() {
+            guard let parent = r["spec"]?["init_from"]?.stringValue, !fileExists(parent) else { continue }
+            let found = fileExists(home.registry) ? try Registry(path: home.registry, readOnly: true).resolve(parent) : nil
+            if found == nil {
+                let context = i < contexts.count ? contexts[i].map { $0 + ": " } ?? "" : ""
+                throw ToolError.noInput("\(context)init_from: no model '\(clipped(parent))': not a model folder, a tarball, "
+                    + "or a model registered in \(home.registry)")
+            }
         }
     }
 

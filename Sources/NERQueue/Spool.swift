@@ -66,7 +66,7 @@ public struct Spool: Sendable {
 
     /// The job id inside a spool file name (`PP-NS-JOBID.json[@owner...]`).
     public static func jobId(fromFileName name: String) -> String? {
-        let base = name.split(separator: "@", maxSplits: 1).first.map(String.init) ?? name
+        let base = ClaimName(fileName: name)?.key ?? name
         guard base.hasSuffix(".json") else { return nil }
         let parts = base.dropLast(5).split(separator: "-", maxSplits: 2)
         return parts.count == 3 ? String(parts[2]) : nil
@@ -304,7 +304,7 @@ public struct Spool: Sendable {
     }
 
     func isQueued(key: String) -> Bool {
-        fileExists(new + "/" + key) || claimNames().contains { $0.hasPrefix(key + "@") }
+        fileExists(new + "/" + key) || claimNames().contains { ClaimName(fileName: $0)?.key == key }
     }
 
     // MARK: Cancel and purge

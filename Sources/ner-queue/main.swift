@@ -230,9 +230,10 @@ struct Queue: ParsableCommand {
         var records: [JSON] = []
         var contexts: [String?] = []
         var reader = NDJSONReader(LineReader())
+        let defaults = flagRequest
         while let line = try reader.next() {
             let context = "stdin:\(reader.lines.lineNumber)"
-            let request = line.objectValue.map { JSON.object(JobRequest.merged(flagRequest, with: $0)) } ?? line
+            let request = line.objectValue.map { JSON.object(JobRequest.merged(defaults, with: $0)) } ?? line
             records.append(try JSON.from(try JobRequest.make(from: request, context: context)))
             contexts.append(context)
         }
@@ -259,24 +260,10 @@ struct Queue: ParsableCommand {
     /// Queues `records` once every one passes (`contexts` name where each came from, for errors)
     /// and prints them.
     func submit(_ records: [JSON], contexts: [String?] = [], _ queue: JobQueue, log: Logger) throws {
-        try checkParents(records, contexts: contexts, home: queue.home)
         try SlurmBackend.checkPartitions(records, contexts: contexts, warn: { log.warning("\($0)") })
-        try queue.submit(records, log: log)
+        try queue.submit(records, contexts: contexts, log: log)
         for r in records { Output.line(r) }
         if records.count > 1 { log.info("queued \(records.count) jobs") }
-    }
-
-    /// A warm start from a model that does not exist would fail only when the job runs; a folder
-    /// or tarball must be there now, and a registry name must resolve (66 otherwise).
-    func checkParents(_ records: [JSON], contexts: [String?], home: Home) throws {
-        for (i, r) in records.enumerated() {
-            guard let parent = r["spec"]?["init_from"]?.stringValue, !fileExists(parent) else { continue }
-            let found = fileExists(home.registry) ? try Registry(path: home.registry, readOnly: true).resolve(parent) : nil
-            if found == nil {
-                let context = i < contexts.count ? contexts[i].map { $0 + ": " } ?? "" : ""
-                throw ToolError.noInput("\(context)init_from: no model '\(clipped(parent))': not a model folder, a tarball, or a model registered in \(home.registry)")
-            }
-        }
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {

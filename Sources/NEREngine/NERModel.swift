@@ -77,4 +77,30 @@ public final class NERModel: @unchecked Sendable {
             Prediction(tags: Tags.fromBIOES(path.map { names[Int($0)] }), scores: s)
         }
     }
+
+    /// One vector per text for similarity, the text split into sentences and tokens as for tagging
+    /// (docs/engine.md, "Sentence vectors"). Unit length, so the cosine of two texts is the dot
+    /// product of their vectors; a text without tokens gets zeros. A text's vector is the same
+    /// whatever else the call holds (to 1e-5). Runs on the CPU on any device. Thread-safe.
+    public func sentenceVectors(_ texts: [String]) -> [[Float]] {
+        let encoder = tagger.encoder
+        let encode = { (text: String) in Tokenizer.sentences(text).map { encoder.encode($0.map(\.text)) } }
+        let encoded = threads > 1 && texts.count >= 256 ? parallelMap(texts, workers: threads, encode) : texts.map(encode)
+        return tagger.sentenceVectors(encoded, threads: threads)
+    }
+
+    /// The length of `sentenceVectors`' vectors: the BiLSTM's two directions, then the word vector.
+    public var sentenceVectorSize: Int { SentencePooling(config: tagger.params.config).size }
+
+    /// The cosine of two vectors of one length; 0 when either is all zeros.
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "vectors of different lengths")
+        var dot = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) {
+            dot += Double(x) * Double(y)
+            aa += Double(x) * Double(x)
+            bb += Double(y) * Double(y)
+        }
+        return aa > 0 && bb > 0 ? Float(dot / (aa * bb).squareRoot()) : 0
+    }
 }

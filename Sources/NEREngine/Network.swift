@@ -119,10 +119,20 @@ final class Workspace {
     /// token's input projection comes from there when it holds one; the others are computed, each
     /// distinct token once, and stored.
     func forward(_ p: Parameters, cache: ProjectionCache?) {
+        let wt = weights(p)
+        emit(p, wt, hidden: hiddenStates(p, wt, cache: cache))
+    }
+
+    /// The BiLSTM's output for the loaded batch (lengths longest first), as `forward(_:cache:)`
+    /// computes it: row `stepStart[t] + i` holds token t of sentence i, forward state then backward.
+    func hiddenStates(_ p: Parameters, cache: ProjectionCache?) -> UnsafePointer<Float> {
+        hiddenStates(p, weights(p), cache: cache)
+    }
+
+    private func hiddenStates(_ p: Parameters, _ wt: ForwardWeights, cache: ProjectionCache?) -> UnsafePointer<Float> {
         let c = p.config
         let r = rows, d = c.inputDim, h = c.hidden, g4 = 4 * h
         let lengths = ids.lengths, start = ids.stepStart
-        let wt = weights(p)
         dropoutUsed = false
         // Gates in step order, both directions laid out like the tokens: row `start[s] + i` is step
         // s of sentence i, which is token s going forward and token length - 1 - s going backward.
@@ -205,7 +215,7 @@ final class Workspace {
             (hc + row * 2 * h).update(from: hs[0] + row * h, count: h)
             (hc + row * 2 * h + h).update(from: hs[1] + Int(back[row]) * h, count: h)
         }
-        emit(p, wt, hidden: hc)
+        return UnsafePointer(hc)
     }
 
     private func weights(_ p: Parameters) -> ForwardWeights {

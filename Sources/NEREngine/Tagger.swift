@@ -73,14 +73,34 @@ final class Tagger: @unchecked Sendable {
             }
             return (tags, scores)
         }
-        // Longest first, in batches of 64 that may mix lengths (see `Workspace.forward(_:cache:)`).
+        let tab = tables
+        let k = tagSet.count
+        let decoded = inBatches(sentences, threads: threads) { ws -> ([[Int32]], [[Float]]) in
+            ws.forward(params, cache: projectionCache)
+            var t: [[Int32]] = [], s: [[Float]] = []
+            ws.decode(tables: tab, k: k, tags: &t, scores: &s)
+            return (t, s)
+        }
+        for (ids, (t, s)) in decoded {
+            for (j, i) in ids.enumerated() {
+                tags[i] = t[j]
+                scores[i] = s[j]
+            }
+        }
+        return (tags, scores)
+    }
+}
+
+extension Tagger {
+    /// Loads the non-empty sentences into workspaces longest first, in batches of 64 that may mix
+    /// lengths (see `Workspace.forward(_:cache:)`), and runs `body` on each, on `threads` threads;
+    /// returns each batch's sentence indices, in the order loaded, with what `body` made of it.
+    func inBatches<R>(_ sentences: [EncodedSentence], threads: Int, _ body: (Workspace) -> R) -> [(ids: [Int], result: R)] {
         let order = sentences.indices.filter { sentences[$0].count > 0 }.sorted {
             (sentences[$0].count, $1) > (sentences[$1].count, $0)
         }
         let groups = stride(from: 0, to: order.count, by: 64).map { Array(order[$0..<min($0 + 64, order.count)]) }
-        let tab = tables
-        let k = tagSet.count
-        var slots = [([[Int32]], [[Float]])](repeating: ([], []), count: groups.count)
+        var slots = [R?](repeating: nil, count: groups.count)
         let next = Counter()
         let workers = max(1, min(threads, groups.count))
         slots.withUnsafeMutableBufferPointer { buffer in
@@ -91,21 +111,12 @@ final class Tagger: @unchecked Sendable {
                         let g = next.take()
                         if g >= groups.count { break }
                         ws.load(groups[g].lazy.map { sentences[$0] })
-                        ws.forward(params, cache: projectionCache)
-                        var t: [[Int32]] = [], s: [[Float]] = []
-                        ws.decode(tables: tab, k: k, tags: &t, scores: &s)
-                        results[g] = (t, s)
+                        results[g] = body(ws)
                     }
                 }
             }
         }
-        for (g, ids) in groups.enumerated() {
-            for (j, i) in ids.enumerated() {
-                tags[i] = slots[g].0[j]
-                scores[i] = slots[g].1[j]
-            }
-        }
-        return (tags, scores)
+        return zip(groups, slots).map { ($0, $1!) }
     }
 }
 

@@ -51,28 +51,73 @@ public struct BatchInference {
     }
 
     private func tagJSON(_ reader: LineReader, _ tagger: BatchTagger) throws {
+        try pipelined(read: jsonBatches(reader, adding: "entities")) { batch in
+            tagger.lines(batch.map(\.text)) { i, found, out in
+                BatchInference.appendFields(of: batch[i].record, adding: "entities", to: &out)
+                Entity.appendJSON(found, to: &out)
+                out.append(contentsOf: "}\n".utf8)
+            }
+        }
+    }
+
+    /// Writes each line's sentence vector (`NERModel.sentenceVectors`), in input order: text lines
+    /// as `{"text", "vector"}`, JSON lines with "vector" added to their fields.
+    public func embed(_ reader: LineReader, format: Format, model: NERModel) throws {
+        let tagger = BatchTagger(model: model, workers: workers)
+        func appendVector(_ v: [Float], to out: inout [UInt8]) {
+            out.append(UInt8(ascii: "["))
+            for (j, x) in v.enumerated() {
+                if j > 0 { out.append(UInt8(ascii: ",")) }
+                // The shortest digits that read back as the same float32, so cosines agree with /sim.
+                out.append(contentsOf: x.description.utf8)
+            }
+            out.append(contentsOf: "]}\n".utf8)
+        }
+        switch format {
+        case .text:
+            try pipelined(read: { readBatch({ try reader.nextLine() }) { $0 } }) { texts in
+                tagger.vectorLines(texts) { i, vector, out in
+                    out.append(contentsOf: #"{"text":"#.utf8)
+                    JSON.appendString(texts[i], to: &out)
+                    out.append(contentsOf: #","vector":"#.utf8)
+                    appendVector(vector, to: &out)
+                }
+            }
+        case .json:
+            try pipelined(read: jsonBatches(reader, adding: "vector")) { batch in
+                tagger.vectorLines(batch.map(\.text)) { i, vector, out in
+                    BatchInference.appendFields(of: batch[i].record, adding: "vector", to: &out)
+                    appendVector(vector, to: &out)
+                }
+            }
+        case .conll:
+            throw ToolError.usage("--embed reads text or JSON lines, not CoNLL")
+        }
+    }
+
+    /// Batches of JSON records with their "text", without the field `added` that output puts back.
+    private func jsonBatches(_ reader: LineReader, adding added: String) -> () -> Batch<(record: JSON, text: String)> {
         var records = NDJSONReader(reader)
-        let read = { () -> Batch<(record: JSON, text: String)> in
+        return {
             readBatch({ try records.next() }) { record in
                 guard let text = record["text"]?.stringValue else {
                     throw ToolError.data(reader.name, line: reader.lineNumber, "expected a string field \"text\"")
                 }
                 var rest = record
-                rest["entities"] = nil
+                rest[added] = nil
                 return (rest, text)
             }
         }
-        try pipelined(read: read) { batch in
-            tagger.lines(batch.map(\.text)) { i, found, out in
-                // The record's own fields, key-sorted as every tool writes them, then "entities" last.
-                batch[i].record.append(to: &out)
-                out.removeLast()
-                if out.last != UInt8(ascii: "{") { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #""entities":"#.utf8)
-                Entity.appendJSON(found, to: &out)
-                out.append(contentsOf: "}\n".utf8)
-            }
-        }
+    }
+
+    /// The record's own fields, key-sorted as every tool writes them, then `"added":` last, for the
+    /// caller to write its value and close the object.
+    private static func appendFields(of record: JSON, adding added: String, to out: inout [UInt8]) {
+        record.append(to: &out)
+        out.removeLast()
+        if out.last != UInt8(ascii: "{") { out.append(UInt8(ascii: ",")) }
+        JSON.appendString(added, to: &out)
+        out.append(UInt8(ascii: ":"))
     }
 
     /// Up to `linesPerBatch` items from `next`, stopping early at the end of input or at a bad line

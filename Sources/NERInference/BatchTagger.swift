@@ -21,6 +21,18 @@ struct BatchTagger {
         })
     }
 
+    /// Computes the sentence vectors of `texts` and writes one output line per text through `write`,
+    /// each worker its own contiguous slice.
+    func vectorLines(_ texts: [String], write: (Int, [Float], inout [UInt8]) -> Void) -> Data {
+        joined(parallelChunks(Array(texts.indices), workers: workers) { ids -> [[UInt8]] in
+            let vectors = model.sentenceVectors(ids.map { texts[$0] })
+            var out: [UInt8] = []
+            out.reserveCapacity(ids.count * 12 * model.sentenceVectorSize)
+            for (i, v) in zip(ids, vectors) { write(i, v, &out) }
+            return [out]
+        })
+    }
+
     /// On a GPU the whole batch goes to the model in one call, so that each sentence length makes
     /// one large GPU batch; the workers tokenize before it and find and write entities after it.
     private func gpuLines(_ texts: [String], write: (Int, [Entity], inout [UInt8]) -> Void) -> Data {

@@ -27,6 +27,8 @@ final class Batcher: @unchecked Sendable {
     private let metrics: Metrics
     private let condition = NSCondition()
     private var queue: [Piece] = []
+    /// Whole requests run as they are (`run`), ahead of the batches.
+    private var tasks: [@Sendable () -> Void] = []
     private var head = 0
     private var queuedSentences = 0
     private var admitted = 0
@@ -114,11 +116,29 @@ final class Batcher: @unchecked Sendable {
         }
     }
 
+    /// Admits `work` as one request, as `submit` does (throwing `Full` when the queue is full), and
+    /// runs it on a worker thread ahead of the queued batches.
+    func run(_ work: @escaping @Sendable () -> Void) throws {
+        let admittedNow = condition.withLock {
+            if admitted >= limits.maxQueue || stopping { return false }
+            admitted += 1
+            tasks.append(work)
+            // Every worker: one waiting out a batch delay would leave the task waiting too.
+            condition.broadcast()
+            return true
+        }
+        guard admittedNow else { throw Full() }
+    }
+
     private func work() {
         // Below the event loops in the scheduler's eyes (on Linux, `who` 0 is the calling thread):
         // when a core is contended, answering and reading requests come first.
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
         while let batch = nextBatch() {
+            if let task = nextTask() {
+                task()
+                condition.withLock { admitted -= 1 }
+            }
             if batch.isEmpty { continue }
             let model = slot.current
             let words = batch.count == 1 ? batch[0].sentences : batch.flatMap(\.sentences)
@@ -136,8 +156,13 @@ final class Batcher: @unchecked Sendable {
         stopped.signal()
     }
 
-    /// Blocks until a batch is due (full, or its oldest piece has waited `maxDelay`) and takes it off
-    /// the queue; nil once stopping and the queue is empty.
+    private func nextTask() -> (@Sendable () -> Void)? {
+        condition.withLock { tasks.isEmpty ? nil : tasks.removeFirst() }
+    }
+
+    /// Blocks until a task is queued (then returns no pieces, for the caller to take it) or a batch
+    /// is due (full, or its oldest piece has waited `maxDelay`) and takes it off the queue; nil once
+    /// stopping and both queues are empty.
     private func nextBatch() -> [Piece]? {
         condition.lock()
         idle += 1
@@ -145,9 +170,13 @@ final class Batcher: @unchecked Sendable {
             idle -= 1
             condition.unlock()
         }
-        while head == queue.count {
+        while head == queue.count && tasks.isEmpty {
             if stopping { return nil }
             condition.wait()
+        }
+        if !tasks.isEmpty {
+            if tasks.count > 1 || head < queue.count { condition.signal() }
+            return []
         }
         let deadline = queue[head].arrived + UInt64(limits.maxDelay * 1e9)
         while queuedSentences < limits.maxBatchSize && !stopping && !flushing && head < queue.count {

@@ -8,7 +8,7 @@ import Glibc
 final class Metrics: @unchecked Sendable {
     /// The paths requests are counted under; anything else is `other`, so a scanner probing random
     /// URLs cannot grow the label set without bound.
-    static let paths: Set<String> = ["/ner", "/healthz", "/readyz", "/metrics", "/v1/models"]
+    static let paths: Set<String> = ["/ner", "/sim", "/healthz", "/readyz", "/metrics", "/v1/models"]
     static let latencyBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
     static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 

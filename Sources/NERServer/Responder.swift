@@ -79,14 +79,15 @@ final class ServerState: @unchecked Sendable {
     }
 }
 
-/// Answers every request: routing, authentication, content checks, and the `/ner` work itself.
-/// Everything but `/ner` is answered on the calling thread; `/ner` answers from the batch worker
-/// that tagged it, which also encodes the JSON, so the event loops only move bytes.
+/// Answers every request: routing, authentication, content checks, and the `/ner` work itself
+/// (`/sim`: Similarity.swift). Everything but `/ner` and `/sim` is answered on the calling thread;
+/// they answer from the batch worker that ran them, which also encodes the JSON, so the event loops
+/// only move bytes.
 struct NERResponder: Sendable {
     let state: ServerState
 
     private static let routes: [String: HTTPMethod] = [
-        "/ner": .POST, "/healthz": .GET, "/readyz": .GET, "/metrics": .GET, "/v1/models": .GET,
+        "/ner": .POST, "/sim": .POST, "/healthz": .GET, "/readyz": .GET, "/metrics": .GET, "/v1/models": .GET,
     ]
     /// Probes from an orchestrator carry no token.
     private static let open: Set<String> = ["/healthz", "/readyz"]
@@ -109,6 +110,7 @@ struct NERResponder: Sendable {
         }
         switch path {
         case "/ner": ner(request, reply: reply)
+        case "/sim": similarity(request, reply: reply)
         case "/healthz": reply(json(.ok, ["status": "ok"]))
         case "/readyz":
             let model = state.slot.current
@@ -221,11 +223,11 @@ struct NERResponder: Sendable {
         return r
     }
 
-    private func error(_ status: HTTPResponseStatus, _ message: String) -> Reply {
+    func error(_ status: HTTPResponseStatus, _ message: String) -> Reply {
         json(status, ["error": .string(message)])
     }
 
-    private func json(_ status: HTTPResponseStatus, _ value: JSON) -> Reply {
+    func json(_ status: HTTPResponseStatus, _ value: JSON) -> Reply {
         var out: [UInt8] = []
         value.append(to: &out)
         return Reply(status: status, body: ByteBuffer(bytes: out))

@@ -20,6 +20,7 @@ struct Infer: ParsableCommand {
         ner-infer [--model MODEL] [--format text|json] [--input FILE] < sentences.txt
           ner-infer [--model MODEL] --format conll [--eval] < data.conll
           ner-infer --tokenize-only < sentences.txt
+          ner-infer [--model MODEL] --embed [--format text|json] < sentences.txt
         """,
         discussion: """
         Reads text, splits it into sentences and tokens, tags them with the model, and prints one \
@@ -45,6 +46,11 @@ struct Infer: ParsableCommand {
         fractions (exact span and type match, as conlleval computes them), overall and per type.
         --tokenize-only: {"text": ..., "sentences": [[{"text": ..., "start": ..., "end": ...}]]} \
         per line; no model is needed, and the tokenizer's speed goes to stderr.
+        --embed: the line's record with "vector" added instead of "entities": the line's sentence \
+        vector, a list of floats (two LSTM directions, then the word-vector size) of length 1, so \
+        the dot product of two lines' vectors is their cosine similarity, as POST /sim of ner-serve \
+        answers it. A line without tokens gets zeros. What the vector holds, and what it is good \
+        and bad at: docs/engine.md. It is computed on the CPU, also with --device cuda.
 
         An input line that is not valid UTF-8, or (json) not a JSON object with a string "text", \
         stops the run with exit 65 naming the line (`stdin:12: ...`); every line before it has \
@@ -61,6 +67,7 @@ struct Infer: ParsableCommand {
           ner-infer --model news@production --threads 8 < big.txt | head
           ner-infer --model news --format json < records.ndjson
           ner-infer --model models/news --format conll --eval --input dev.txt | jq .f1
+          ner-infer --model news --embed < sentences.txt > vectors.ndjson
 
         \(exitCodeHelp)
         """,
@@ -99,11 +106,16 @@ struct Infer: ParsableCommand {
     @Flag(help: "Only tokenize: print each line's sentences and tokens with offsets; no model.")
     var tokenizeOnly = false
 
+    @Flag(help: "Print each line's sentence vector (for similarity) instead of its entities.")
+    var embed = false
+
     func validate() throws {
         if let batchLines, batchLines < 1 { throw ValidationError("--batch-lines must be at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if eval && format != .conll { throw ValidationError("--eval needs --format conll (a gold column)") }
         if tokenizeOnly && format != .text { throw ValidationError("--tokenize-only reads text lines") }
+        if embed && format == .conll { throw ValidationError("--embed reads text or JSON lines, not CoNLL") }
+        if embed && tokenizeOnly { throw ValidationError("--embed and --tokenize-only do not go together") }
     }
 
     func run() throws {
@@ -121,8 +133,10 @@ struct Infer: ParsableCommand {
             let loaded = try NERModel.load(try locator.locate(spec).directory, device: computeDevice)
             // On the CPU, parallelism comes from running one predict per worker, each call on its own
             // thread; on a GPU, one predict takes the whole batch and uses the threads to encode it.
-            loaded.threads = computeDevice == .cuda ? workers : 1
+            // Sentence vectors run on the CPU whatever the device, one call per worker.
+            loaded.threads = computeDevice == .cuda && !embed ? workers : 1
             log.info("model \(loaded.id) (\(loaded.labels.joined(separator: ", "))) on \(workers) thread(s)")
+            if embed { return try inference.embed(reader, format: format, model: loaded) }
             try inference.tag(reader, format: format, model: loaded, eval: eval, log: log)
         }
     }

@@ -24,6 +24,10 @@ struct Tool: ParsableCommand {
         sentences are split and tagged whole. Content-Type application/json: {"text": "..."} \
         gives one list, {"texts": ["...", ...]} a list of lists. The X-Model-Id response header \
         names the model that answered.
+          POST /sim        Content-Type application/json: {"target": "...", "texts": ["...", ...]} \
+        (1 to 1024 texts). Answer: {"target", "texts", "sims"}, sims[i] the cosine similarity \
+        (-1 to 1) of texts[i]'s sentence vector with the target's, in the texts' order; a text \
+        without tokens scores 0. The vectors are those of ner-infer --embed (docs/engine.md).
           GET /healthz     200 while the process is alive.
           GET /readyz      200 once the model is loaded and warmed up; 503 before, and while \
         draining after SIGTERM.
@@ -33,11 +37,13 @@ struct Tool: ParsableCommand {
         last_reload_error ({"at", "error"} of the last failed reload, null once one succeeds).
 
         ERRORS (a JSON body {"error": "..."} every time; the server keeps serving)
-          400 invalid UTF-8, invalid JSON, or JSON without a string "text" / list "texts"
+          400 invalid UTF-8, invalid JSON, or JSON without a string "text" / list "texts"; for \
+        /sim, a missing or ill-typed "target" or "texts", an empty "texts" or more than 1024
           401 --token is set and the request lacks "Authorization: Bearer TOKEN" (all but \
         /healthz and /readyz)
           404 unknown path   405 wrong method (Allow says which)   413 body over --max-body \
-        (the connection is closed)   415 a Content-Type other than text/plain or application/json
+        (the connection is closed)   415 a Content-Type other than text/plain or application/json \
+        (/sim: other than application/json)
           503 the queue holds --max-queue requests already; Retry-After says when to try again
         A client that takes longer than --read-timeout to send a whole request is disconnected.
 
@@ -72,6 +78,8 @@ struct Tool: ParsableCommand {
               --data "George Washington was president of the United States."
           curl -s http://127.0.0.1:8080/ner -H "Content-type: application/json" \\
               --data '{"texts": ["Angela Merkel visited Paris.", "EU rejects German call."]}'
+          curl -X POST -H "Content-Type: application/json" http://127.0.0.1:8080/sim \\
+              -d '{"target": "JSON", "texts": ["text", "format", "data"]}'
           NER_SERVE_TOKEN=secret ner-serve --model conll@staging --host 0.0.0.0 --port 9000
           kill -HUP $(pidof ner-serve)
 

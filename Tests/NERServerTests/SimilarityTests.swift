@@ -19,7 +19,8 @@ struct SimilarityTests {
         #expect(answer["target"]?.stringValue == target)
         #expect(answer["texts"]?.arrayValue?.map { $0.stringValue } == texts)
         #expect(r.headers["x-model-id"]?.isEmpty == false)
-        return try #require(answer["sims"]?.arrayValue?.compactMap(\.doubleValue))
+        let sims = answer["sims"]?.arrayValue?.compactMap { $0.doubleValue }
+        return try #require(sims)
     }
 
     @Test func curlExampleAnswersTargetTextsAndSimsInOrder() throws {
@@ -30,7 +31,8 @@ struct SimilarityTests {
         let answer = try JSON.parse(r.body)
         #expect(answer["target"]?.stringValue == "JSON")
         #expect(answer["texts"]?.arrayValue?.map { $0.stringValue } == ["text", "format", "data"])
-        let sims = try #require(answer["sims"]?.arrayValue?.compactMap(\.doubleValue))
+        let found = answer["sims"]?.arrayValue?.compactMap { $0.doubleValue }
+        let sims = try #require(found)
         #expect(sims.count == 3)
         #expect(sims.allSatisfy { (-1...1).contains($0) })
 
@@ -111,7 +113,8 @@ struct SimilarityTests {
         for (line, text) in zip(r.lines, lines) {
             let record = try JSON.parse(line)
             #expect(record["text"]?.stringValue == text)
-            vectors.append(try #require(record["vector"]?.arrayValue?.compactMap(\.doubleValue)))
+            let vector = record["vector"]?.arrayValue?.compactMap { $0.doubleValue }
+            vectors.append(try #require(vector))
         }
         #expect(Set(vectors.map(\.count)).count == 1)
         func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
@@ -131,7 +134,8 @@ struct SimilarityTests {
         try #require(json.status == 0, "\(json.stderr)")
         let record = try JSON.parse(json.stdout)
         #expect(record["id"]?.intValue == 7)
-        let v = try #require(record["vector"]?.arrayValue?.compactMap(\.doubleValue))
+        let found = record["vector"]?.arrayValue?.compactMap { $0.doubleValue }
+        let v = try #require(found)
         #expect(zip(v, vectors[1]).allSatisfy { abs($0 - $1) < 1e-6 })
         let conll = try run("ner-infer", ["--model", Fixture.shared.modelDir, "--embed", "--format", "conll"])
         #expect(conll.status == 64)

@@ -43,10 +43,14 @@ extension NERResponder {
     /// Answers `{"target", "texts", "sims"}`, the cosine of each text's vector with the target's, in
     /// the texts' order. The vectors are computed on a batch worker, admitted like a `/ner` request.
     func similarity(_ request: IncomingRequest, reply: @escaping @Sendable (Reply) -> Void) {
-        switch BodyKind.of(request.headers.first(name: "content-type")) {
+        let type = request.headers.first(name: "content-type")
+        switch BodyKind.of(type) {
         case .success(.json): break
-        case .success(.text): return reply(error(.unsupportedMediaType, "/sim takes application/json"))
-        case .failure(let problem): return reply(error(.unsupportedMediaType, problem.message))
+        case .failure(let problem) where type?.lowercased().hasPrefix("application/json") == true:
+            return reply(error(.unsupportedMediaType, problem.message))
+        default:
+            let given = type.map { "'\($0)'" } ?? "a body without a Content-Type"
+            return reply(error(.unsupportedMediaType, "/sim takes application/json, not \(given)"))
         }
         guard let body = request.body.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
             return reply(error(.badRequest, "the body is not valid UTF-8"))

@@ -67,9 +67,12 @@ struct SimilarityTests {
         try expectError(#"{"target": "#, 400, "the body is")
         let many = JSON.object(["target": "a", "texts": .array(Array(repeating: .string("b"), count: 1025))]).compactString
         try expectError(many, 400, "holds 1025 texts; at most 1024 are allowed")
-        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: "text/plain", 415, "/sim takes application/json")
-        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: nil, 415, "/sim takes application/json")
-        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: "image/png", 415, "unsupported Content-Type")
+        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: "text/plain", 415, "/sim takes application/json, not 'text/plain'")
+        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: "image/png", 415, "/sim takes application/json, not 'image/png'")
+        try expectError(#"{"target": "a", "texts": ["b"]}"#, type: "application/json; charset=latin1", 415, "unsupported charset")
+        let untyped = try curl(["-X", "POST", s.base + "/sim", "-H", "Content-Type:", "--data-binary", #"{"target": "a", "texts": ["b"]}"#])
+        #expect(untyped.status == 415)
+        #expect(untyped.body.contains("without a Content-Type"), "\(untyped.body)")
         let huge = JSON.object(["target": "a", "texts": .array(Array(repeating: .string("Paris is big."), count: 4000))]).compactString
         let file = Fixture.shared.root.write("sim-\(UUID().uuidString).json", huge)
         let refused = try curl(["-X", "POST", s.base + "/sim", "--data-binary", "@" + file, "-H", "Content-Type: application/json"])

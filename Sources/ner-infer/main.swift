@@ -47,9 +47,9 @@ struct Infer: ParsableCommand {
         --tokenize-only: {"text": ..., "sentences": [[{"text": ..., "start": ..., "end": ...}]]} \
         per line; no model is needed, and the tokenizer's speed goes to stderr.
         --embed: the line's record with "vector" added instead of "entities": the line's sentence \
-        vector, a list of floats (two LSTM directions, then the word-vector size) of length 1, so \
-        the dot product of two lines' vectors is their cosine similarity, as POST /sim of ner-serve \
-        answers it. A line without tokens gets zeros. What the vector holds, and what it is good \
+        vector: a list of floats (the LSTM states' average, then the word vectors' weighted \
+        average) of Euclidean length 1, so the dot product of two lines' vectors is their cosine \
+        similarity, as POST /sim of ner-serve answers it. A line without tokens gets zeros. What the vector holds, and what it is good \
         and bad at: docs/engine.md. It is computed on the CPU, also with --device cuda.
 
         An input line that is not valid UTF-8, or (json) not a JSON object with a string "text", \

@@ -38,7 +38,7 @@ struct Tool: ParsableCommand {
 
         ERRORS (a JSON body {"error": "..."} every time; the server keeps serving)
           400 invalid UTF-8, invalid JSON, or JSON without a string "text" / list "texts"; for \
-        /sim, a missing or ill-typed "target" or "texts", an empty "texts" or more than 1024
+        /sim, a missing or ill-typed "target" or "texts", an empty "texts" or more than 1024 texts
           401 --token is set and the request lacks "Authorization: Bearer TOKEN" (all but \
         /healthz and /readyz)
           404 unknown path   405 wrong method (Allow says which)   413 body over --max-body \

@@ -41,9 +41,8 @@ extension Tagger {
         let width = pooling.stateWidth, dw = pooling.wordDim
         let sentences = texts.flatMap { $0 }
         var stateSums = [Float](repeating: 0, count: sentences.count * width)
-        let cache = gpu == nil ? projectionCache : nil
         let batches = inBatches(sentences, threads: threads) { ws -> [Float] in
-            let states = ws.hiddenStates(params, cache: cache)
+            let states = ws.hiddenStates(params, cache: projectionCache)
             var sums = [Float](repeating: 0, count: ws.n * width)
             let ids = ws.ids
             sums.withUnsafeMutableBufferPointer { out in

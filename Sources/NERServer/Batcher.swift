@@ -123,7 +123,7 @@ final class Batcher: @unchecked Sendable {
             if admitted >= limits.maxQueue || stopping { return false }
             admitted += 1
             tasks.append(work)
-            // Every worker: one waiting out a batch delay would leave the task waiting too.
+            // Every worker: the one woken could be waiting out a batch delay, and go back to it.
             condition.broadcast()
             return true
         }

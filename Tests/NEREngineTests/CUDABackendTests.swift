@@ -143,6 +143,33 @@ import Glibc
         #expect(cpuEntities.joined().contains("Globex ORG 20"), "\(cpuEntities)")
     }
 
+    /// `ner-infer --embed` computes sentence vectors on the CPU, so a model loaded on the device gives
+    /// the CPU's vectors.
+    @Test func embeddingWithTheDeviceGivesTheCPUVectors() throws {
+        let env = try Self.requireBackend()
+        let dir = TempDir("cuda-embed")
+        defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(80, seed: 3))
+        let trained = try run("ner-train", ["--output", dir.file("model"), "--quiet"], stdin: Synthetic.job(train: train, dev: nil, epochs: 2))
+        try #require(trained.status == 0, "\(trained.stderr)")
+        let text = "Alice visited Paris .\nBob Jones works for Globex in Oslo . He met Carol today .\n"
+        var outputs: [String] = []
+        for device in ["cpu", "cuda"] {
+            let r = try run("ner-infer", ["--model", dir.file("model"), "--device", device, "--embed", "--quiet"], stdin: text, env: env)
+            try #require(r.status == 0, "\(device): \(r.stderr)")
+            outputs.append(r.stdout)
+        }
+        // Without the token cache (a CPU-only part), the input products may round differently.
+        func vectors(_ out: String) throws -> [[Double]] {
+            try out.split(separator: "\n").map { try JSON.parse(String($0))["vector"]?.arrayValue?.compactMap { $0.doubleValue } ?? [] }
+        }
+        let cpu = try vectors(outputs[0]), gpu = try vectors(outputs[1])
+        #expect(cpu.count == 2 && gpu.count == 2)
+        for (a, b) in zip(cpu, gpu) {
+            #expect(a.count == b.count && !a.isEmpty && zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 })
+        }
+    }
+
     /// `ner-train --check-device`: every check reported, all within bounds; exit 69 without a device.
     @Test func checkDeviceReportsEveryComparison() throws {
         let env = try Self.requireBackend()

@@ -71,7 +71,7 @@ public struct BatchInference {
                 // The shortest digits that read back as the same float32, so cosines agree with /sim.
                 out.append(contentsOf: x.description.utf8)
             }
-            out.append(contentsOf: "]}\n".utf8)
+            out.append(UInt8(ascii: "]"))
         }
         switch format {
         case .text:
@@ -81,6 +81,7 @@ public struct BatchInference {
                     JSON.appendString(texts[i], to: &out)
                     out.append(contentsOf: #","vector":"#.utf8)
                     appendVector(vector, to: &out)
+                    out.append(contentsOf: "}\n".utf8)
                 }
             }
         case .json:
@@ -88,6 +89,7 @@ public struct BatchInference {
                 tagger.vectorLines(batch.map(\.text)) { i, vector, out in
                     BatchInference.appendFields(of: batch[i].record, adding: "vector", to: &out)
                     appendVector(vector, to: &out)
+                    out.append(contentsOf: "}\n".utf8)
                 }
             }
         case .conll:

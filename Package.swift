@@ -64,7 +64,10 @@ let package = Package(
             "NERCore", "NERRegistry", "NERSearch",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "NERDispatch", dependencies: ["NERCore", "NERQueue", "NERRegistry"]),
+        .target(name: "NERDispatch", dependencies: [
+            "NERCore", "NERQueue", "NERRegistry",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "NERServer", dependencies: [
             "NERCore", "NEREngine", "NERText", "NERModelStore", "NERRegistry",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -37,10 +37,12 @@ public struct BayesSweep {
     /// against `folder` (the sweep file's) now and for every later trial.
     public func start(_ sweep: Sweep, file: String, folder: String?, log: Logger) throws -> Progress {
         guard let plan = sweep.bayes else { throw ToolError.usage("\(file): not a bayes sweep") }
-        // A base that cannot make a job fails now, not at the first suggestion.
-        var probe = SeededRandom(seed: UInt64(truncatingIfNeeded: plan.seed))
-        _ = try trialRecord(base: sweep.base, point: plan.space.draw(&probe), sweepId: "", trial: 0,
-                            context: "\(file): base", folder: folder)
+        // A base or a range that cannot make a job fails now, not at some later suggestion: the
+        // space's two extreme corners must both make valid jobs.
+        for corner in [0.0, 0.999_999] {
+            let point = plan.space.point(latent: Array(repeating: corner, count: plan.space.parameters.count))
+            _ = try trialRecord(base: sweep.base, point: point, sweepId: "", trial: 0, context: "\(file): space", folder: folder)
+        }
         var spec: [String: JSON] = [
             "base": .object(sweep.base), "space": plan.spaceSpec, "trials": .int(Int64(plan.trials)),
             "parallel": .int(Int64(plan.parallel)), "seed": .int(Int64(plan.seed)), "metric": .string(plan.metric),

@@ -107,7 +107,7 @@ struct Queue: ParsableCommand {
           ner-queue --list | jq -r 'select(.state=="failed") | .job_id'
           ner-queue --sweep examples/slurm/sweep.json --epochs 10
           ner-queue --from news@production --train data/more.txt --epochs 40
-          ner-queue --sweep examples/sweeps/bayes.json && ner-dispatch --drain --max-running 2
+          ner-queue --sweep examples/bayes-sweep.json && ner-dispatch --drain --max-running 2
 
         \(exitCodeHelp)
         """,

@@ -12,13 +12,15 @@ import Glibc
 /// The spec fields and their defaults, from JobSpec itself so the help never drifts.
 let specDefaults: String = {
     let d = JobSpec()
-    return "train, dev, test (CoNLL files), epochs (\(d.epochs)), batch_size (\(d.batchSize)), "
-        + "learning_rate (\(d.learningRate)), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
+    let large = JobSpec.largeDataDefaults, small = JobSpec.smallDataDefaults
+    return "train, dev, test (CoNLL files), epochs (\(d.epochs)), batch_size (\(large.batchSize); \(small.batchSize) under "
+        + "\(JobSpec.smallData) training sentences), learning_rate (\(large.learningRate); \(small.learningRate) under "
+        + "\(JobSpec.smallData) sentences), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
         + "hidden_size (\(d.hiddenSize)), word_dim (\(d.wordDim)), char_dim (\(d.charDim)), "
         + "embeddings (\(d.embeddings), or a word2vec/GloVe text file), seed (\(d.seed)), device (\(d.device): cpu|cuda), "
         + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), init_from (a model to start from; "
         + "learning_rate \(JobSpec.warmStartLearningRate) then), freeze_epochs (\(d.freezeEpochs)), "
-        + "weight_average (\(d.weightAverage): off), resources {gpus (\(d.resources.gpus)), "
+        + "weight_average (\(large.weightAverage): off; \(small.weightAverage) under \(JobSpec.smallData) sentences), resources {gpus (\(d.resources.gpus)), "
         + "cpus (\(d.resources.cpus)), mem (\(d.resources.mem)), time (\(d.resources.time)), partition}."
 }()
 

@@ -58,11 +58,16 @@ let package = Package(
             "NERCore", "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Bayesian search over hyper-parameters (docs/sweeps.md): a Gaussian process on OpenBLAS/LAPACK.
+        .target(name: "NERSearch", dependencies: ["NERCore", "CBLAS"]),
         .target(name: "NERQueue", dependencies: [
-            "NERCore", "NERRegistry",
+            "NERCore", "NERRegistry", "NERSearch",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "NERDispatch", dependencies: ["NERCore", "NERQueue", "NERRegistry"]),
+        .target(name: "NERDispatch", dependencies: [
+            "NERCore", "NERQueue", "NERRegistry",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "NERServer", dependencies: [
             "NERCore", "NEREngine", "NERText", "NERModelStore", "NERRegistry",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -111,6 +116,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NERCoreTests", dependencies: ["TestSupport", "NERCore"]),
         .testTarget(name: "NERQueueTests", dependencies: ["TestSupport", "NERCore", "NERQueue"]),
+        .testTarget(name: "NERSearchTests", dependencies: ["NERCore", "NERSearch"]),
         .testTarget(name: "NERRegistryTests", dependencies: [
             "TestSupport", "NERRegistry", "NERCore", "NERArtifact", "ner-register",
             .product(name: "GRDB", package: "GRDB.swift"),

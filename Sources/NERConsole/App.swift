@@ -430,6 +430,21 @@ public final class ConsoleApp: @unchecked Sendable {
     func queueSweep(_ r: Request, user: UserRow) throws -> Response {
         let spec = JSON.object(try ConsoleApp.jsonBody(r))
         let sweep = try Sweep(spec, defaults: [:], file: "sweep", maxTrials: Sweep.defaultMaxTrials)
+        if let plan = sweep.bayes {
+            if r.query["dry_run"] == "1" {
+                return ConsoleApp.json(200, ["name": .string(sweep.name), "trials": .int(Int64(plan.trials)), "method": "bayes"])
+            }
+            var checked = sweep
+            try checkPaths(&checked.base)
+            // Its first trials are queued now; ner-dispatch makes the rest as they finish.
+            let progress = try BayesSweep(queue: queue).start(checked, file: "sweep", folder: options.dataRoots.first, log: log)
+            for record in progress.queued {
+                try? registry.audit(who: user.name, action: "sweep.queue", target: record["job_id"]?.stringValue,
+                                    detail: progress.sweepId)
+            }
+            return ConsoleApp.json(200, ["sweep_id": .string(progress.sweepId), "trials": .int(Int64(plan.trials)), "method": "bayes",
+                                         "jobs": .array(progress.queued.compactMap { $0["job_id"] })])
+        }
         if r.query["dry_run"] == "1" {
             return ConsoleApp.json(200, ["name": .string(sweep.name), "trials": .int(Int64(sweep.trials.count))])
         }

@@ -36,8 +36,10 @@ public struct JobSpec: Codable, Equatable, Sendable {
     public var dev: String? = nil
     public var test: String? = nil
     public var epochs: Int = 30
-    public var batchSize: Int = 32
-    public var learningRate: Double = 0.001
+    /// Unset: chosen from the training set's size (`resolveDefaults`).
+    public var batchSize: Int? = nil
+    /// Unset: chosen from the training set's size, or `warmStartLearningRate` for a warm start.
+    public var learningRate: Double? = nil
     public var optimizer: String = "adam"
     public var dropout: Double = 0.5
     public var hiddenSize: Int = 200
@@ -55,13 +57,35 @@ public struct JobSpec: Codable, Equatable, Sendable {
     /// With `initFrom`: epochs that train only the output layer and the CRF before the rest.
     public var freezeEpochs: Int = 0
     /// Weight averaging: a moving average of the weights at each epoch's end, over about this many
-    /// epochs, scored on dev beside the weights themselves (0: off).
-    public var weightAverage: Int = 0
+    /// epochs, scored on dev beside the weights themselves (0: off). Unset: from the training set's size.
+    public var weightAverage: Int? = nil
     public var resources: Resources = Resources()
 
     /// The default learning rate of a warm start (`init_from` without `learning_rate`): half the
     /// usual, so the first updates do not wash out what the parent learned.
     public static let warmStartLearningRate = 0.0005
+
+    /// The settings that depend on the training set's size. On small data, small batches give more
+    /// updates per epoch and a weight average steadies dev F1 from epoch to epoch (docs/engine.md,
+    /// "Small data").
+    public struct Settings: Sendable, Equatable {
+        public var batchSize: Int
+        public var learningRate: Double
+        public var weightAverage: Int
+    }
+    /// Training sets of fewer sentences get `smallDataDefaults`.
+    public static let smallData = 5_000
+    public static let largeDataDefaults = Settings(batchSize: 32, learningRate: 0.001, weightAverage: 0)
+    public static let smallDataDefaults = Settings(batchSize: 8, learningRate: 0.002, weightAverage: 5)
+
+    /// What this spec trains with on `trainingSentences` sentences: its own settings where given,
+    /// else the defaults for that size (a warm start's learning rate is `warmStartLearningRate`).
+    public func settings(trainingSentences: Int) -> Settings {
+        let d = trainingSentences < JobSpec.smallData ? JobSpec.smallDataDefaults : JobSpec.largeDataDefaults
+        return Settings(batchSize: batchSize ?? d.batchSize,
+                        learningRate: learningRate ?? (initFrom == nil ? d.learningRate : JobSpec.warmStartLearningRate),
+                        weightAverage: weightAverage ?? d.weightAverage)
+    }
 
     public init(train: String = "") { self.train = train }
 
@@ -81,12 +105,11 @@ public struct JobSpec: Codable, Equatable, Sendable {
         dev = try c.decodeIfPresent(String.self, forKey: .dev)
         test = try c.decodeIfPresent(String.self, forKey: .test)
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         freezeEpochs = try c.decodeIfPresent(Int.self, forKey: .freezeEpochs) ?? d.freezeEpochs
-        weightAverage = try c.decodeIfPresent(Int.self, forKey: .weightAverage) ?? d.weightAverage
+        weightAverage = try c.decodeIfPresent(Int.self, forKey: .weightAverage)
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
-            ?? (initFrom == nil ? d.learningRate : JobSpec.warmStartLearningRate)
         optimizer = try c.decodeIfPresent(String.self, forKey: .optimizer) ?? d.optimizer
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
         hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
@@ -129,8 +152,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
             }
         }
         if epochs < 1 || epochs > 10_000 { throw bad("epochs must be between 1 and 10000, got \(epochs)") }
-        if batchSize < 1 || batchSize > 65_536 { throw bad("batch_size must be between 1 and 65536, got \(batchSize)") }
-        if !(learningRate > 0 && learningRate <= 10) { throw bad("learning_rate must be in (0, 10], got \(learningRate)") }
+        if let batchSize, batchSize < 1 || batchSize > 65_536 { throw bad("batch_size must be between 1 and 65536, got \(batchSize)") }
+        if let learningRate, !(learningRate > 0 && learningRate <= 10) { throw bad("learning_rate must be in (0, 10], got \(learningRate)") }
         if !["adam", "sgd"].contains(optimizer) { throw bad("optimizer must be adam or sgd, got \(clipped(optimizer))") }
         if !(dropout >= 0 && dropout < 1) { throw bad("dropout must be in [0, 1), got \(dropout)") }
         if hiddenSize < 1 || hiddenSize > 4096 { throw bad("hidden_size must be between 1 and 4096, got \(hiddenSize)") }
@@ -141,7 +164,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
         if let initFrom, initFrom.isEmpty || initFrom.utf8.contains(0) { throw bad("init_from must name a model") }
         if freezeEpochs < 0 || freezeEpochs > epochs { throw bad("freeze_epochs must be between 0 and epochs (\(epochs)), got \(freezeEpochs)") }
-        if weightAverage < 0 || weightAverage > 1000 { throw bad("weight_average must be between 0 and 1000 epochs, got \(weightAverage)") }
+        if let weightAverage, weightAverage < 0 || weightAverage > 1000 { throw bad("weight_average must be between 0 and 1000 epochs, got \(weightAverage)") }
         if freezeEpochs > 0 && initFrom == nil { throw bad("freeze_epochs needs init_from (a model to start from)") }
         if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
         do { _ = try TimeLimit.seconds(resources.time) } catch let e as ToolError { throw bad("resources.\(e.message)") }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NERCore
 import NERQueue
 import NERRegistry
@@ -42,6 +43,10 @@ public final class Dispatcher {
     var stopRequested = false
     /// Transitions of this loop iteration, committed to the registry together (one fsync), then printed.
     var pending: [(transition: Registry.Transition, event: JSON)] = []
+    /// Bayesian sweeps one of whose trials ended: each makes its next trials (docs/sweeps.md).
+    var sweepsToStep: Set<String> = []
+    /// Where sweep steps report; ner-dispatch sets its own.
+    public var log = Logger(label: "ner-dispatch")
 
     public init(home: Home, registry: Registry, backend: DispatchBackend, options: DispatchOptions,
                 emit: @escaping (JSON) -> Void) {
@@ -59,6 +64,8 @@ public final class Dispatcher {
 
     public func run() throws {
         try spool.ensureLayout()
+        // Trials that ended while no dispatcher ran (or under a scheduler) are caught up first.
+        _ = bayesSweeps().stepAll(log: log)
         var claimedOnce = false
         while true {
             if dispatchStopSignal != 0 { stopRequested = true }
@@ -67,6 +74,7 @@ public final class Dispatcher {
             recover()
             // Finished jobs first: their claims no longer count against --max-running.
             try tend()
+            stepSweeps()
             let mayClaim = !stopRequested && (options.mode != .once || !claimedOnce)
             var more = false
             if mayClaim {
@@ -137,6 +145,26 @@ public final class Dispatcher {
         }
         try launch(group)
         return false
+    }
+
+    /// Steps the sweeps whose trials ended, and claims what they queued without waiting.
+    func stepSweeps() {
+        guard !sweepsToStep.isEmpty else { return }
+        let sweeps = bayesSweeps()
+        for id in sweepsToStep.sorted() {
+            do {
+                let progress = try sweeps.step(id, log: log)
+                if !progress.queued.isEmpty || progress.finished { log.info("\(progress.summary)") }
+            } catch {
+                log.warning("sweep \(id): \((error as? ToolError)?.message ?? "\(error)")")
+            }
+        }
+        sweepsToStep.removeAll()
+        refreshQueue(force: true)
+    }
+
+    func bayesSweeps() -> BayesSweep {
+        BayesSweep(queue: JobQueue(home: home, spool: spool))
     }
 
     func refreshQueue(force: Bool) {
@@ -316,6 +344,9 @@ public final class Dispatcher {
             }
         }
         if completed { AtomicFile.syncDirectory(spool.done) }
+        for (job, _) in outcomes where job.claim.job["sweep_trial"] != nil {
+            if let sweep = job.claim.job["sweep_id"]?.stringValue { sweepsToStep.insert(sweep) }
+        }
         for (job, outcome) in outcomes {
             spool.clearCancel(job.jobId)
             unlink(job.outputPath)

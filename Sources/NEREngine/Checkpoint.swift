@@ -1,13 +1,15 @@
 import Foundation
 import NERCore
 
-/// The per-epoch checkpoint: `state.json` (counters, best score, the model id) and `state.bin`
-/// (parameters and optimizer moments, raw little-endian float32 behind a small header). Both go
-/// through AtomicFile, and state.json is written last, so a crash leaves a consistent pair.
+/// The per-epoch checkpoint: `state.json` (counters, best score, the model id), `state.bin`
+/// (parameters and optimizer moments, raw little-endian float32 behind a small header) and, with
+/// weight averaging, `average.bin` (the averaged weights, same layout). All go through AtomicFile,
+/// and state.json is written last, so a crash leaves a consistent set.
 enum Checkpoint {
     static let magic: UInt32 = 0x4352_454E  // "NERC"
 
-    static func write(_ dir: String, state: Trainer.State, params p: Parameters, optimizer o: Optimizer) throws {
+    static func write(_ dir: String, state: Trainer.State, params p: Parameters, optimizer o: Optimizer,
+                      average: Parameters? = nil) throws {
         try makeDirectory(dir)
         let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
         let header = 32
@@ -25,6 +27,7 @@ enum Checkpoint {
             }
         }
         try AtomicFile.write(d, to: dir + "/state.bin")
+        if let average { try AtomicFile.write(weights(average), to: dir + "/average.bin") }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try AtomicFile.write(try e.encode(state), to: dir + "/state.json")
@@ -59,6 +62,34 @@ enum Checkpoint {
         }
         o.restore(step: state.step)
         return state
+    }
+
+    /// The dense weights and word vectors of `p` behind the checkpoint header.
+    static func weights(_ p: Parameters) -> Data {
+        let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
+        var d = Data(count: 32 + 4 * (dense + words))
+        d.withUnsafeMutableBytes { raw in
+            let b = raw.baseAddress!
+            b.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+            b.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
+            b.storeBytes(of: UInt64(dense).littleEndian, toByteOffset: 8, as: UInt64.self)
+            b.storeBytes(of: UInt64(words).littleEndian, toByteOffset: 16, as: UInt64.self)
+            (b + 32).copyMemory(from: p.dense, byteCount: 4 * dense)
+            (b + 32 + 4 * dense).copyMemory(from: p.words, byteCount: 4 * words)
+        }
+        return d
+    }
+
+    /// Restores the weight average a checkpoint kept.
+    static func readAverage(_ dir: String, into p: Parameters) throws {
+        let path = dir + "/average.bin"
+        let f = try MappedFile(path)
+        let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
+        guard f.size == 32 + 4 * (dense + words), UInt32(littleEndian: f.base.loadUnaligned(as: UInt32.self)) == magic else {
+            throw ToolError.data("\(path): corrupt or truncated checkpoint")
+        }
+        UnsafeMutableRawPointer(p.dense).copyMemory(from: f.base + 32, byteCount: 4 * dense)
+        UnsafeMutableRawPointer(p.words).copyMemory(from: f.base + 32 + 4 * dense, byteCount: 4 * words)
     }
 
     static func readHistory(_ path: String, upTo epoch: Int) -> [JSON] {

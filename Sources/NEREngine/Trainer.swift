@@ -35,6 +35,8 @@ public struct TrainingOutcome: Sendable {
     public var metrics: JSON
     /// What a warm start carried over from its parent (`WarmStart.Summary.json`).
     public var warmStart: JSON?
+    /// The batch size, learning rate and weight average it trained with.
+    public var settings: JobSpec.Settings
 }
 
 /// The training loop: Adam/SGD on length-bucketed batches split across threads, dropout, gradient
@@ -59,10 +61,13 @@ public enum Trainer {
         var config: ModelConfig
         var seed: Int
         var threads: Int
+        /// Epoch-end weights in the weight average so far (absent: none).
+        var averaged: Int?
 
         enum CodingKeys: String, CodingKey {
             case formatVersion = "format_version", modelId = "model_id", epoch, step, bestF1 = "best_f1"
             case bestEpoch = "best_epoch", badEpochs = "bad_epochs", trainSeconds = "train_seconds", config, seed, threads
+            case averaged
         }
     }
 
@@ -92,7 +97,8 @@ public enum Trainer {
             throw error
         }
         try replaceFolder(final, with: partial)
-        return TrainingOutcome(modelId: outcome.modelId, modelDir: final, metrics: outcome.metrics, warmStart: outcome.warmStart)
+        return TrainingOutcome(modelId: outcome.modelId, modelDir: final, metrics: outcome.metrics, warmStart: outcome.warmStart,
+                               settings: outcome.settings)
     }
 
     /// Training stopped on a loss that is not finite; the partial folder keeps its checkpoint.
@@ -138,6 +144,7 @@ public enum Trainer {
         }
         let parent = try o.initFrom.map { try WarmStart.Parent(directory: $0) }
         let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars, parent: parent)
+        let settings = spec.settings(trainingSentences: data.train.count)
         let config = parent.map {
             WarmStart.config(of: $0, charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
         } ?? ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,
@@ -155,9 +162,18 @@ public enum Trainer {
         var state = State(modelId: o.modelId, epoch: 0, step: 0, bestF1: -1, bestEpoch: 0, badEpochs: 0,
                           trainSeconds: 0, config: config, seed: spec.seed, threads: threads)
         var history: [JSON] = []
+        // Weight averaging: the moving average of the epoch-end weights, scored on dev beside them;
+        // whichever scores best is the model kept. The checkpoint keeps it, so a resumed run goes on
+        // exactly as an uninterrupted one.
+        let average = settings.weightAverage > 0 && data.dev != nil ? Parameters(config: config) : nil
+        var averaged = 0
         if o.resume && fileExists(ckptDir + "/state.json") {
             state = try Checkpoint.read(ckptDir, params: params, optimizer: opt, expected: state)
             history = Checkpoint.readHistory(out + "/history.ndjson", upTo: state.epoch)
+            if let average, let n = state.averaged, n > 0 {
+                try Checkpoint.readAverage(ckptDir, into: average)
+                averaged = n
+            }
         }
         let tagger = Tagger(params: params, tagSet: data.tagSet, encoder: data.encoder)
         let manifest = ModelFile.Manifest(id: state.modelId, name: o.name, tagSet: data.tagSet, config: config, chars: data.chars)
@@ -177,12 +193,8 @@ public enum Trainer {
             : CPUTrainingBackend(params: params, optimizer: opt, tagSet: data.tagSet, threads: threads,
                                  dropout: Float(spec.dropout), seed: spec.seed)
         tagger.gpu = backend.decoder
-
-        // Weight averaging: the moving average of the epoch-end weights, scored on dev beside them;
-        // whichever scores best is the model kept. It starts again on --resume.
-        let average = spec.weightAverage > 0 && data.dev != nil ? Parameters(config: config) : nil
         let averageTagger = average.map { Tagger(params: $0, tagSet: data.tagSet, encoder: data.encoder) }
-        var averaged = 0
+
 
         while state.epoch < spec.epochs && (spec.dev == nil || spec.patience == 0 || state.badEpochs < spec.patience) {
             let epoch = state.epoch
@@ -190,10 +202,10 @@ public enum Trainer {
             var order = Array(data.train.indices)
             var shuffle = SeededRandom(seed: spec.seed, stream: 1, UInt64(epoch))
             order.shuffle(using: &shuffle)
-            var batches = Tagger.batches(lengths: order.map { data.train[$0].count }, size: spec.batchSize)
+            var batches = Tagger.batches(lengths: order.map { data.train[$0].count }, size: settings.batchSize)
                 .map { $0.map { order[$0] } }
             batches.shuffle(using: &shuffle)
-            let lr = Float(spec.learningRate) / (1 + lrDecay * Float(epoch))
+            let lr = Float(settings.learningRate) / (1 + lrDecay * Float(epoch))
             backend.outputLayerOnly = epoch < spec.freezeEpochs
             var lossSum = 0.0, tokens = 0
             for (bi, batch) in batches.enumerated() {
@@ -224,7 +236,7 @@ public enum Trainer {
                 let scores = evaluate(tagger, dev, threads: threads)
                 devF1 = scores.f1
                 if let average, let averageTagger {
-                    average.blend(params, keeping: averaged == 0 ? 0 : 1 - 1 / Float(min(averaged + 1, spec.weightAverage)))
+                    average.blend(params, keeping: averaged == 0 ? 0 : 1 - 1 / Float(min(averaged + 1, settings.weightAverage)))
                     averaged += 1
                     averageF1 = evaluate(averageTagger, dev, threads: threads).f1
                 }
@@ -249,7 +261,8 @@ public enum Trainer {
             if let averageF1 { line["dev_f1_average"] = .double(averageF1) }
             history.append(line)
             try AtomicFile.write(history.map { $0.compactString + "\n" }.joined(), to: out + "/history.ndjson")
-            try Checkpoint.write(ckptDir, state: state, params: params, optimizer: opt)
+            state.averaged = average == nil ? nil : averaged
+            try Checkpoint.write(ckptDir, state: state, params: params, optimizer: opt, average: average)
             bar.epochDone(epoch: epoch, loss: lossSum / Double(max(1, tokens)), devF1: devF1, bestF1: state.bestF1,
                           bestEpoch: state.bestEpoch, seconds: seconds, tokensPerSecond: Double(data.trainTokens) / seconds,
                           meanEpochSeconds: state.trainSeconds / Double(state.epoch))
@@ -265,7 +278,8 @@ public enum Trainer {
         if let dev = data.dev { metrics["dev"] = evaluate(best, dev, threads: threads).json }
         if let test = data.test { metrics["test"] = evaluate(best, test, threads: threads).json }
         try AtomicFile.write(metrics.prettyEncoded(), to: out + "/metrics.json")
-        return TrainingOutcome(modelId: state.modelId, modelDir: out, metrics: metrics, warmStart: warmStart?.json)
+        return TrainingOutcome(modelId: state.modelId, modelDir: out, metrics: metrics, warmStart: warmStart?.json,
+                               settings: settings)
     }
 
     static func evaluate(_ tagger: Tagger, _ sentences: [Sentence], threads: Int) -> Scores {

@@ -17,6 +17,12 @@ public struct JobQueue {
         try spool.ensureLayout()
     }
 
+    /// A queue on a home and spool already laid out.
+    public init(home: Home, spool: Spool) {
+        self.home = home
+        self.spool = spool
+    }
+
     /// Writes every record into the spool, or none, then records them as queued. `contexts` name
     /// where each record came from (`stdin:3`), for errors.
     public func submit(_ records: [JSON], contexts: [String?] = [], log: Logger) throws {

@@ -113,6 +113,29 @@ extension Registry {
                 );
                 """)
         }
+        // Bayesian sweeps (docs/sweeps.md): the sweep as queued, and each trial's job and values, so a
+        // sweep survives a restart of everything and a step repeated does not queue twice.
+        m.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE sweeps (
+                    sweep_id    TEXT PRIMARY KEY,
+                    name        TEXT NOT NULL,
+                    method      TEXT NOT NULL,
+                    spec        TEXT NOT NULL,
+                    created_at  TEXT NOT NULL,
+                    finished_at TEXT
+                );
+                CREATE TABLE sweep_trials (
+                    sweep_id   TEXT NOT NULL REFERENCES sweeps (sweep_id),
+                    trial      INTEGER NOT NULL,
+                    job_id     TEXT NOT NULL UNIQUE,
+                    params     TEXT NOT NULL,
+                    record     TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    PRIMARY KEY (sweep_id, trial)
+                );
+                """)
+        }
         return m
     }
 

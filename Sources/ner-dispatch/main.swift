@@ -26,6 +26,11 @@ struct Dispatch: ParsableCommand {
         to spool/done; a failed job is retried with attempt + 1, and after --max-attempts it is \
         dead-lettered to spool/failed with its cause.
 
+        BAYESIAN SWEEPS
+          When a trial of a bayes sweep (ner-queue --sweep with "method": "bayes") ends, the \
+        dispatcher queues the sweep's next trial(s) from the results so far and claims them at \
+        once; every run first catches up sweeps whose trials ended while none ran (docs/sweeps.md).
+
         CLAIMS AND LEASES
           A claim carries its owner (host, pid) and a lease the owner renews while the job runs. \
         A job outlives a dispatcher killed with SIGKILL: it runs in its own process group, which \
@@ -130,6 +135,7 @@ struct Dispatch: ParsableCommand {
                 : LocalBackend(spool: spool)
             let dispatcher = Dispatcher(home: home, registry: registry, backend: runner,
                                         options: options, emit: { Output.line($0) })
+            dispatcher.log = log
             dispatcher.installStopHandlers()
             try dispatcher.run()
             if dispatcher.deadLettered > 0 {

@@ -12,13 +12,15 @@ import Glibc
 /// The spec fields and their defaults, from JobSpec itself so the help never drifts.
 let specDefaults: String = {
     let d = JobSpec()
-    return "train, dev, test (CoNLL files), epochs (\(d.epochs)), batch_size (\(d.batchSize)), "
-        + "learning_rate (\(d.learningRate)), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
+    let large = JobSpec.largeDataDefaults, small = JobSpec.smallDataDefaults
+    return "train, dev, test (CoNLL files), epochs (\(d.epochs)), batch_size (\(large.batchSize); \(small.batchSize) under "
+        + "\(JobSpec.smallData) training sentences), learning_rate (\(large.learningRate); \(small.learningRate) under "
+        + "\(JobSpec.smallData) sentences), optimizer (\(d.optimizer): adam|sgd), dropout (\(d.dropout)), "
         + "hidden_size (\(d.hiddenSize)), word_dim (\(d.wordDim)), char_dim (\(d.charDim)), "
         + "embeddings (\(d.embeddings), or a word2vec/GloVe text file), seed (\(d.seed)), device (\(d.device): cpu|cuda), "
         + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), init_from (a model to start from; "
         + "learning_rate \(JobSpec.warmStartLearningRate) then), freeze_epochs (\(d.freezeEpochs)), "
-        + "weight_average (\(d.weightAverage): off), resources {gpus (\(d.resources.gpus)), "
+        + "weight_average (\(large.weightAverage): off; \(small.weightAverage) under \(JobSpec.smallData) sentences), resources {gpus (\(d.resources.gpus)), "
         + "cpus (\(d.resources.cpus)), mem (\(d.resources.mem)), time (\(d.resources.time)), partition}."
 }()
 
@@ -32,6 +34,7 @@ struct Queue: ParsableCommand {
           ner-queue --sweep SWEEP.json [SPEC OPTIONS as defaults]
           ner-queue --from MODEL [SPEC OPTIONS as overrides]
           ner-queue --halve SWEEP_ID [--keep-fraction F] [--by METRIC] [--factor N]
+          ner-queue --suggest SWEEP_ID [--n K]
           ner-queue --list | --show JOB_ID | --cancel JOB_ID | --purge
         """,
         discussion: """
@@ -58,7 +61,8 @@ struct Queue: ParsableCommand {
         every combination is one job) or "random" with "trials" and "seed" (field → \
         {"uniform":[lo,hi]}, {"log_uniform":[lo,hi]}, {"int":[lo,hi]} or {"choice":[...]}). Every \
         trial is one job carrying the same "sweep_id" and its own "sweep_params"; all are checked \
-        before any is written. ner-dispatch --backend slurm submits trials claimed together as \
+        before any is written. "method": "bayes" makes the trials as earlier ones finish (see \
+        BAYESIAN SEARCH). ner-dispatch --backend slurm submits trials claimed together as \
         one job array; `ner-register best --sweep ID --by dev.f1` names the winner and \
         `ner-register promote --sweep ID` moves an alias to it. A sweep of more than --max-trials \
         trials (default \(Sweep.defaultMaxTrials)) is refused with exit 64 and its count before any \
@@ -71,6 +75,21 @@ struct Queue: ParsableCommand {
         epochs (default 2), as the next rung of the same sweep (each new job has "sweep_rung" and \
         its model as "parent_id"). The rest stop there. Repeat until one trial is left. A rung \
         with jobs still queued or running is exit 75 (try again later).
+
+        BAYESIAN SEARCH ("method": "bayes", --suggest SWEEP_ID)
+          {"method": "bayes", "base": {...}, "space": {field → distribution, as for random}, \
+        "trials": N, "parallel": K (default 1), "seed": S, "metric": "dev.f1" (a dotted path into \
+        the metrics; the default), "goal": "maximize" (or "minimize")}. The sweep is kept in the \
+        registry and its first K trials are queued at once (a Latin hypercube over the space until \
+        there are more trials than parameters); after that each trial comes from a Gaussian process \
+        fitted to the results so far, at the point of largest expected improvement, with the trials \
+        still running taken into account so that parallel trials spread out. A running ner-dispatch \
+        makes the next trial whenever one of the sweep's trials ends; --suggest does one such step by \
+        hand, from cron or a Slurm dependency: it queues trials until --n (default: the sweep's \
+        "parallel") are queued or running, or all N are made, and prints them. A step run twice \
+        queues nothing twice. A failed trial counts as failed (no score) and nothing is suggested \
+        near it again. A trial's score is its registered model's metric, or for a --command job the \
+        "metrics" object of the last JSON line it printed. Details: docs/sweeps.md.
 
         RETRAINING (--from MODEL)
           Queues the job a registered model was trained from again (MODEL is NAME, NAME@ALIAS, \
@@ -90,6 +109,7 @@ struct Queue: ParsableCommand {
           ner-queue --list | jq -r 'select(.state=="failed") | .job_id'
           ner-queue --sweep examples/slurm/sweep.json --epochs 10
           ner-queue --from news@production --train data/more.txt --epochs 40
+          ner-queue --sweep examples/bayes-sweep.json && ner-dispatch --drain --max-running 2
 
         \(exitCodeHelp)
         """,
@@ -145,6 +165,11 @@ struct Queue: ParsableCommand {
     @Option(help: ArgumentHelp("With --halve: how many times the epochs the next rung trains (default 2).", valueName: "N"))
     var factor = 2
 
+    @Option(help: ArgumentHelp("Queue a bayes sweep's next trials (one step; safe to repeat).", valueName: "SWEEP_ID"))
+    var suggest: String?
+    @Option(name: .customLong("n"), help: ArgumentHelp("With --suggest: keep K trials queued or running (default: the sweep's \"parallel\").", valueName: "K"))
+    var inFlight: Int?
+
     @Flag(help: "List every job in the spool.") var list = false
     @Option(help: ArgumentHelp("Print one job's record and state.", valueName: "JOB_ID")) var show: String?
     @Option(help: ArgumentHelp("Cancel a queued or running job.", valueName: "JOB_ID")) var cancel: String?
@@ -154,13 +179,20 @@ struct Queue: ParsableCommand {
         try runTool("ner-queue", common) { log in
             let queue = try JobQueue(home: common.resolvedHome)
             if maxTrials < 1 { throw ToolError.usage("--max-trials must be 1 or more, got \(maxTrials)") }
-            let modes = [list, show != nil, cancel != nil, purge, sweep != nil, from != nil, halve != nil].filter { $0 }.count
-            if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge, --sweep, --from, --halve") }
+            let modes = [list, show != nil, cancel != nil, purge, sweep != nil, from != nil, halve != nil, suggest != nil]
+                .filter { $0 }.count
+            if modes > 1 { throw ToolError.usage("give only one of --list, --show, --cancel, --purge, --sweep, --from, --halve, --suggest") }
+            if inFlight != nil && suggest == nil { throw ToolError.usage("--n goes with --suggest SWEEP_ID") }
+            if let n = inFlight, n < 1 { throw ToolError.usage("--n must be 1 or more, got \(n)") }
             if list { return queue.spool.entries().forEach { Output.line(queue.summary(of: $0)) } }
             if let id = show { return try showJob(queue.spool, id) }
             if let id = cancel { return try cancelJob(queue, id, log: log) }
             if purge { return log.info("purged \(queue.spool.purge()) finished job(s)") }
             if let sweep { return try enqueueSweep(sweep, queue, log: log) }
+            if let suggest {
+                let progress = try BayesSweep(queue: queue).step(suggest, inFlight: inFlight, log: log)
+                return report(progress, log: log)
+            }
             if let from {
                 let registry = try Registry(path: queue.home.registry, readOnly: true)
                 let (record, model) = try Retraining.job(from: from, overrides: flagRequest, registry: registry)
@@ -252,6 +284,10 @@ struct Queue: ParsableCommand {
         let spec: JSON
         do { spec = try JSON.parse(data) } catch let e as ToolError { throw ToolError.data("\(file): \(e.message)") }
         let sweep = try Sweep(spec, defaults: flagRequest, file: file, maxTrials: maxTrials)
+        if sweep.bayes != nil {
+            let progress = try BayesSweep(queue: queue).start(sweep, file: file, folder: file == "-" ? nil : folder(of: file), log: log)
+            return report(progress, log: log)
+        }
         let (records, contexts) = try JobQueue.trials(of: sweep, file: file, base: file == "-" ? nil : folder(of: file))
         try submit(records, contexts: contexts, queue, log: log)
         log.info("sweep \(records.first?["sweep_id"]?.stringValue ?? ""): \(records.count) trial(s)")
@@ -264,6 +300,12 @@ struct Queue: ParsableCommand {
         try queue.submit(records, contexts: contexts, log: log)
         for r in records { Output.line(r) }
         if records.count > 1 { log.info("queued \(records.count) jobs") }
+    }
+
+    /// Prints the trials a bayes sweep step queued, and where the sweep stands.
+    func report(_ progress: BayesSweep.Progress, log: Logger) {
+        for r in progress.queued { Output.line(r) }
+        log.info("\(progress.summary)\(progress.finished ? " (finished)" : "")")
     }
 
     func showJob(_ spool: Spool, _ id: String) throws {

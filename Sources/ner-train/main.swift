@@ -71,10 +71,10 @@ struct Tool: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Worker threads; 0 means every core (default: \(JobSpec().threads)).", valueName: "N"))
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Sentences per batch (default: \(JobSpec().batchSize)).", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Sentences per batch (default: \(JobSpec.largeDataDefaults.batchSize); \(JobSpec.smallDataDefaults.batchSize) under \(JobSpec.smallData) training sentences).", valueName: "N"))
     var batchSize: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Initial learning rate (default: \(JobSpec().learningRate)).", valueName: "RATE"))
+    @Option(name: .long, help: ArgumentHelp("Initial learning rate (default: \(JobSpec.largeDataDefaults.learningRate); \(JobSpec.smallDataDefaults.learningRate) under \(JobSpec.smallData) training sentences; \(JobSpec.warmStartLearningRate) with --init-from).", valueName: "RATE"))
     var learningRate: Double?
 
     @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec().patience)).", valueName: "N"))
@@ -164,10 +164,7 @@ struct Tool: ParsableCommand {
         if let batchSize { spec.batchSize = batchSize }
         if let learningRate { spec.learningRate = learningRate }
         if let patience { spec.patience = patience }
-        if let initFrom {
-            spec.initFrom = initFrom
-            if learningRate == nil && specJSON["learning_rate"] == nil { spec.learningRate = JobSpec.warmStartLearningRate }
-        }
+        if let initFrom { spec.initFrom = initFrom }
         if let freezeEpochs { spec.freezeEpochs = freezeEpochs }
         if let device { spec.device = device }
         try spec.validate(context: context)
@@ -197,6 +194,10 @@ struct Tool: ParsableCommand {
             parentId = located.modelId
         }
         let outcome = try Trainer.run(options)
+        // The record says what the run used, the settings chosen from the data's size included.
+        spec.batchSize = outcome.settings.batchSize
+        spec.learningRate = outcome.settings.learningRate
+        spec.weightAverage = outcome.settings.weightAverage
         for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }
         var out = input
         out["spec"] = .object(specJSON)

@@ -28,8 +28,12 @@ import Glibc
         #expect(folder.status == 0, "\(folder.stderr)")
         let spec = try JSON.parse(folder.stdout)["spec"]
         #expect(spec?["init_from"]?.stringValue == t.file("parent"))
-        // Without a learning rate a warm start takes the lower default.
-        #expect(spec?["learning_rate"]?.doubleValue == JobSpec.warmStartLearningRate)
+        // Left unset, the learning rate is chosen when the job trains: a warm start's lower default.
+        #expect(spec?["learning_rate"] == nil)
+        var parsed = try #require(try spec?.decode(JobSpec.self))
+        #expect(parsed.settings(trainingSentences: 100).learningRate == JobSpec.warmStartLearningRate)
+        parsed.initFrom = nil
+        #expect(parsed.settings(trainingSentences: 100).learningRate == JobSpec.smallDataDefaults.learningRate)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).count == 1)
     }
 

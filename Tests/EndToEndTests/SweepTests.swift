@@ -150,6 +150,17 @@ enum FakeTraining {
             (#"{"base": {"train": "\#(train)"}, "grid": {"learning_rate": []}}"#, "grid.learning_rate must be a non-empty list"),
             (#"{"base": {"train": "\#(train)"}, "grid": {"epochs": [1, 0]}}"#, "trial 2: epochs must be between 1 and 10000"),
             (#"{"base": {"train": "\#(train)"}, "random": {"dropout": {"uniform": [0.1, 0.5]}}}"#, "needs trials"),
+            (#"{"base": {"train": "\#(train)"}, "method": "bayes", "trials": 5}"#, "a bayes sweep needs space"),
+            (#"{"base": {"train": "\#(train)"}, "method": "annealing", "trials": 5, "space": {}}"#, "unknown method 'annealing'"),
+            (#"{"base": {"train": "\#(train)"}, "method": "bayes", "trials": 5, "parallel": 0, "space": {"dropout": {"uniform": [0, 0.5]}}}"#,
+             "parallel must be 1 or more"),
+            (#"{"base": {"train": "\#(train)"}, "method": "bayes", "trials": 5, "goal": "up", "space": {"dropout": {"uniform": [0, 0.5]}}}"#,
+             "goal must be"),
+            (#"{"base": {"train": "\#(train)"}, "method": "bayes", "trials": 5, "space": {"dropout": {"normal": [0, 1]}}}"#,
+             "space.dropout: unknown distribution 'normal'"),
+            (#"{"base": {"train": "\#(train)"}, "method": "bayes", "trials": 5, "space": {"dropout": {"uniform": [0.5, 1.5]}}}"#,
+             "dropout must be in [0, 1)"),
+            (#"{"base": {"train": "\#(train)"}, "method": "grid", "grid": {"seed": [1]}, "parallel": 2}"#, "a grid sweep takes no 'parallel'"),
         ] {
             let f = t.write("s.json", spec)
             let r = try run("ner-queue", ["--home", t.path, "--sweep", f])

@@ -84,6 +84,13 @@ import TestSupport
         // A sweep's trials counted before it is queued.
         let sweep = #"{"name":"sw","base":{"train":"\#(Self.data)/train.txt","epochs":1},"grid":{"learning_rate":[0.001,0.002],"hidden_size":[16,32,64]}}"#
         #expect(try ops.request("POST", "/api/sweeps?dry_run=1", body: sweep).json?["trials"] == 6)
+        // A Bayesian sweep queues its first `parallel` trials now; the rest come as they finish.
+        let bayes = #"{"name":"bo","method":"bayes","trials":9,"parallel":3,"base":{"train":"\#(Self.data)/train.txt","epochs":1},"space":{"learning_rate":{"log_uniform":[0.001,0.01]}}}"#
+        #expect(try ops.request("POST", "/api/sweeps?dry_run=1", body: bayes).json?["trials"] == 9)
+        let started = try ops.request("POST", "/api/sweeps", body: bayes)
+        #expect(started.status == 200, "\(started.body)")
+        #expect(started.json?["jobs"]?.arrayValue?.count == 3)
+        #expect(started.json?["trials"] == 9)
 
         // Users: admin only; tokens are stored as digests.
         #expect(try ops.request("GET", "/api/users").status == 403)

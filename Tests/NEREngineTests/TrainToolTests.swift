@@ -240,6 +240,31 @@ enum Synthetic {
         #expect(stdin.stderr.contains("data/train.txt"), "\(stdin.stderr)")
     }
 
+    /// Settings a job leaves unset are chosen from the training set's size, and the trained record
+    /// says which were used; settings given are kept.
+    @Test func unsetSettingsFollowTheTrainingSetsSize() throws {
+        let dir = TempDir("engine-size-defaults"); defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(40, seed: 1))
+        let dev = dir.write("dev.txt", Synthetic.corpus(10, seed: 2))
+        var record = try JSON.parse(Synthetic.job(train: train, dev: dev, epochs: 1))
+        var spec = try #require(record["spec"]?.objectValue)
+        spec["batch_size"] = nil
+        spec["learning_rate"] = nil
+        record["spec"] = .object(spec)
+        let small = try run("ner-train", ["--output", dir.file("small"), "--quiet"], stdin: record.compactString + "\n")
+        #expect(small.status == 0, "\(small.stderr)")
+        let used = try JSON.parse(try #require(small.lines.first))["spec"]
+        #expect(used?["batch_size"]?.intValue == JobSpec.smallDataDefaults.batchSize)
+        #expect(used?["learning_rate"]?.doubleValue == JobSpec.smallDataDefaults.learningRate)
+        #expect(used?["weight_average"]?.intValue == JobSpec.smallDataDefaults.weightAverage)
+        let given = try run("ner-train", ["--output", dir.file("given"), "--quiet", "--batch-size", "4"], stdin: record.compactString + "\n")
+        #expect(try JSON.parse(try #require(given.lines.first))["spec"]?["batch_size"]?.intValue == 4)
+        // A large training set gets the large-data settings.
+        let large = JobSpec(train: train).settings(trainingSentences: JobSpec.smallData)
+        #expect(large == JobSpec.largeDataDefaults)
+        #expect(JobSpec(train: train).settings(trainingSentences: JobSpec.smallData - 1) == JobSpec.smallDataDefaults)
+    }
+
     @Test func gzippedVectorsAreRead() throws {
         let dir = TempDir("engine-gz")
         defer { dir.remove() }

@@ -5,6 +5,7 @@ import FoundationNetworking
 #if canImport(Glibc)
 import Glibc
 #endif
+import NERArtifact
 import NERCore
 import TestSupport
 
@@ -42,6 +43,24 @@ final class Fixture: @unchecked Sendable {
         let promoted = try run("ner-register", ["promote", "tiny-a", "--home", home, "--quiet"])
         guard promoted.status == 0 else { throw Failure("ner-register promote: \(promoted.stderr)") }
         return home
+    }
+
+    /// Registers in `home` a model `tiny-broken` (name `tiny`) whose model.json is out of range
+    /// (max_word_chars -5 made the server abort while loading it). ner-pack refuses such a folder,
+    /// so it is packed by the library, as another writer might.
+    func registerBrokenModel(in home: String) throws {
+        let broken = home + "/broken-model"
+        try FileManager.default.copyItem(atPath: modelDir, toPath: broken)
+        var json = try JSON.parse(FileManager.default.contents(atPath: broken + "/model.json") ?? Data())
+        var config = json["config"] ?? .null
+        config["max_word_chars"] = -5
+        json["config"] = config
+        try json.prettyEncoded().write(to: URL(fileURLWithPath: broken + "/model.json"))
+        let packed = try Artifact.pack(modelDir: broken, modelId: "tiny-broken", name: "tiny", into: home + "/artifacts")
+        let record: JSON = ["schema": 1, "status": "packed", "name": "tiny", "artifact": .string(packed.path),
+                            "sha256": .string(packed.sha256), "model_id": "tiny-broken"]
+        let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+        guard registered.status == 0 else { throw Failure("ner-register: \(registered.stderr)") }
     }
 }
 

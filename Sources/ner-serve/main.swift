@@ -94,7 +94,8 @@ struct Tool: ParsableCommand {
               --data '{"texts": ["Angela Merkel visited Paris.", "EU rejects German call."]}'
           NER_SERVE_TOKEN=secret ner-serve --model conll@staging --host 0.0.0.0 --port 9000
           ner-serve --model conll --model conll@staging --models news,wiki:3 --max-models 3
-          curl -s http://127.0.0.1:8080/v1/models/conll@staging/ner --data "EU rejects German call."
+          curl -s http://127.0.0.1:8080/v1/models/conll@staging/ner -H "Content-type: text/plain" \\
+              --data "EU rejects German call."
           curl -s http://127.0.0.1:8080/ner -H "Content-type: application/json" \\
               --data '{"model": "news", "text": "Angela Merkel visited Paris."}'
           kill -HUP $(pidof ner-serve)

@@ -178,7 +178,7 @@ struct ManyModelsTests {
         #expect(s.stop() == 0)
     }
 
-    /// One client floods model A with large bodies on four connections while another sends small
+    /// One client floods model A with large bodies on six connections while another sends small
     /// requests to model B. With one queue for both, B's request would wait behind A's backlog, as
     /// long as A's own requests take; taking the models in turn, it waits for one batch of A's.
     @Test func oneModelsBurstDoesNotHoldUpAnothersRequests() throws {
@@ -189,7 +189,7 @@ struct ManyModelsTests {
         let large = String(repeating: Self.sample + " ", count: 1000)
         let flood = Flood()
         let floodGroup = DispatchGroup()
-        for _ in 0..<4 {
+        for _ in 0..<6 {
             onThread(floodGroup) {
                 while flood.running {
                     let started = Date()
@@ -199,7 +199,7 @@ struct ManyModelsTests {
             }
         }
         let busy = Date().addingTimeInterval(30)
-        while (try metric(s, "ner_model_queue_depth{model=\"tiny-a\"}") ?? 0) < 3 && Date() < busy { usleep(10_000) }
+        while (try metric(s, "ner_model_queue_depth{model=\"tiny-a\"}") ?? 0) < 4 && Date() < busy { usleep(10_000) }
 
         var small: [Double] = []
         for _ in 0..<10 {

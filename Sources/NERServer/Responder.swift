@@ -174,13 +174,12 @@ struct NERResponder: Sendable {
             reply(r)
         }
         let (sentences, words) = Entities.tokenize(body.texts)
-        let (texts, many) = (body.texts, body.many)
         let batcher = state.batcher
         state.models.withSlot(of: served) { loaded in
             switch loaded {
             case .success(let slot):
-                NERResponder.tag(words, sentences: sentences, texts: texts, many: many, lane: served.lane, slot: slot,
-                                 batcher: batcher, reply: labelled)
+                NERResponder.tag(body, sentences: sentences, words: words, lane: served.lane, slot: slot, batcher: batcher,
+                                 reply: labelled)
             case .failure(let failure):
                 labelled(NERResponder.json(.serviceUnavailable,
                                            ["error": .string("model '\(name)' cannot be loaded: \(failure.message)")]))
@@ -189,15 +188,15 @@ struct NERResponder: Sendable {
     }
 
     /// Queues the request's sentences for `slot`'s model and answers from the worker that tags the last of them.
-    private static func tag(_ words: [[String]], sentences: [[[TextToken]]], texts: [String], many: Bool,
-                            lane: Batcher.Lane, slot: ModelSlot, batcher: Batcher, reply: @escaping @Sendable (Reply) -> Void) {
+    private static func tag(_ request: TagRequest, sentences: [[[TextToken]]], words: [[String]], lane: Batcher.Lane,
+                            slot: ModelSlot, batcher: Batcher, reply: @escaping @Sendable (Reply) -> Void) {
         do {
             try batcher.submit(words, to: lane, slot: slot) { tagged in
-                let found = Entities.locate(in: texts, sentences: sentences,
+                let found = Entities.locate(in: request.texts, sentences: sentences,
                                             predictions: tagged.predictions.map { ($0.tags, $0.scores) })
                 var out: [UInt8] = []
                 out.reserveCapacity(64 + 96 * found.reduce(0) { $0 + $1.count })
-                if many {
+                if request.many {
                     out.append(UInt8(ascii: "["))
                     for (i, list) in found.enumerated() {
                         if i > 0 { out.append(UInt8(ascii: ",")) }

@@ -58,8 +58,8 @@ struct Tool: ParsableCommand {
         that name; anything else is exit 64 listing the candidates.
           --model again (or --models A,B@ALIAS) serves several: the first is the default, loaded \
         before anything listens and never unloaded; each other one is looked up at start (exit 66 \
-        when one is missing) and loaded on its first request, which waits for the load (tens of \
-        milliseconds for a small model, as its weights are mapped). At most --max-models are \
+        when one is missing) and loaded on its first request, which waits for the load (a few \
+        milliseconds, as the weights are mapped rather than read). At most --max-models are \
         loaded at once: loading one more unloads the least recently used other model, whose \
         memory is freed once the requests admitted for it are answered. Each model has its own \
         batches and its own --max-queue, and the inference threads take the models in turn, so a \
@@ -93,9 +93,9 @@ struct Tool: ParsableCommand {
           curl -s http://127.0.0.1:8080/ner -H "Content-type: application/json" \\
               --data '{"texts": ["Angela Merkel visited Paris.", "EU rejects German call."]}'
           NER_SERVE_TOKEN=secret ner-serve --model conll@staging --host 0.0.0.0 --port 9000
-          ner-serve --model conll --model conll@staging --models news,wiki:3 --max-models 3
-          curl -s http://127.0.0.1:8080/v1/models/conll@staging/ner -H "Content-type: text/plain" \\
-              --data "EU rejects German call."
+          ner-serve --model conll --models conll@staging,news --max-models 3
+          curl http://127.0.0.1:8080/v1/models/conll@staging/ner \\
+              -H "Content-type: text/plain" --data "EU rejects German call."
           curl -s http://127.0.0.1:8080/ner -H "Content-type: application/json" \\
               --data '{"model": "news", "text": "Angela Merkel visited Paris."}'
           kill -HUP $(pidof ner-serve)

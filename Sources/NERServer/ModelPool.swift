@@ -42,6 +42,9 @@ final class ModelPool: @unchecked Sendable {
     /// In command-line order; the first is the default.
     let models: [ServedModel]
     let maxLoaded: Int
+    /// The default model's slot, the same for the server's life (a reload swaps what it holds), so
+    /// requests for the default take no lock here.
+    let defaultSlot: ModelSlot
     private let home: Home
     private let device: ComputeDevice
     private let metrics: Metrics
@@ -57,13 +60,15 @@ final class ModelPool: @unchecked Sendable {
         let locator = ModelLocator(home: home)
         var models = [ServedModel(spec: specs[0], registryName: firstFromRegistry ? first.name : nil,
                                   fromRegistry: firstFromRegistry, lane: batcher.addLane())]
-        models[0].slot = ModelSlot(first)
+        let firstSlot = ModelSlot(first)
+        models[0].slot = firstSlot
         for spec in specs.dropFirst() {
             let located = try locator.locate(spec)
             models.append(ServedModel(spec: spec, registryName: located.name, fromRegistry: located.modelId != nil,
                                       lane: batcher.addLane()))
         }
         self.models = models
+        defaultSlot = firstSlot
         self.maxLoaded = maxLoaded
         self.home = home
         self.device = device
@@ -72,9 +77,6 @@ final class ModelPool: @unchecked Sendable {
     }
 
     var defaultModel: ServedModel { models[0] }
-
-    /// The default model's slot; it is never evicted.
-    var defaultSlot: ModelSlot { lock.withLock { defaultModel.slot! } }
 
     /// The model a request names: the default when it names none, else the one given on the command
     /// line as `name`, else the one whose registry name is `name` when exactly one is; nil otherwise.
@@ -88,6 +90,7 @@ final class ModelPool: @unchecked Sendable {
     /// Calls `body` with the model's slot: at once when it is loaded, else once a load (one for all
     /// the requests waiting for it) ends, from the loading thread.
     func withSlot(of model: ServedModel, _ body: @escaping @Sendable (Result<ModelSlot, LoadFailure>) -> Void) {
+        if model === defaultModel { return body(.success(defaultSlot)) }
         lock.lock()
         if let slot = model.slot {
             clock += 1

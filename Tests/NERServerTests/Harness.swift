@@ -77,7 +77,11 @@ final class ServerProcess: @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    var stderr: String { log.text }
+    /// What the server wrote to stderr; once it has exited, all of it (the reader may lag behind the exit).
+    var stderr: String {
+        if !process.isRunning { log.waitForEnd(timeout: 5) }
+        return log.text
+    }
 
     /// Starts `ner-serve ARGS --port 0` and waits until it listens and `/readyz` says ready.
     init(_ args: [String], env: [String: String] = [:]) throws {
@@ -100,6 +104,7 @@ final class ServerProcess: @unchecked Sendable {
                 if chunk.isEmpty { break }
                 log.append(chunk)
             }
+            log.end()
         }
         let deadline = Date().addingTimeInterval(30)
         while port == 0 {
@@ -147,19 +152,31 @@ final class ServerProcess: @unchecked Sendable {
 }
 
 final class LogBuffer: @unchecked Sendable {
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var data = Data()
+    private var ended = false
 
     func append(_ chunk: Data) {
-        lock.lock()
-        data.append(chunk)
-        lock.unlock()
+        condition.withLock { data.append(chunk) }
+    }
+
+    /// The writer closed its end: nothing more will come.
+    func end() {
+        condition.withLock {
+            ended = true
+            condition.broadcast()
+        }
+    }
+
+    func waitForEnd(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.withLock {
+            while !ended && condition.wait(until: deadline) {}
+        }
     }
 
     var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: data, as: UTF8.self)
+        condition.withLock { String(decoding: data, as: UTF8.self) }
     }
 }
 

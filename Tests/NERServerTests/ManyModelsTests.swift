@@ -169,6 +169,7 @@ struct ManyModelsTests {
         while (try? post(s, path).headers["x-model-id"]) != "tiny-b" && Date() < deadline { usleep(50_000) }
         #expect(try post(s, path).headers["x-model-id"] == "tiny-b")
         #expect(try post(s, "/ner").headers["x-model-id"] == "tiny-b")
+        #expect(try post(s, "/v1/models/tiny%40production/ner").headers["x-model-id"] == "tiny-b", "a name may be URL-encoded")
         #expect(try metric(s, "ner_model_reloads_total{result=\"success\"}") == 1)
 
         kill(s.process.processIdentifier, SIGHUP)

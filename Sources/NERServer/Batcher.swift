@@ -3,10 +3,13 @@ import Foundation
 import NEREngine
 
 /// Gathers the sentences of concurrent requests into batches, so one forward pass serves many
-/// connections. Each worker is a plain thread (the model's `predict` blocks for the whole pass, which
-/// must not happen on an event loop). A worker takes the oldest waiting piece, waits at most
-/// `maxDelay` from that piece's arrival for more to fill the batch, takes its share of what is queued
-/// (idle workers split it), and runs the batch on whatever model the slot holds at that moment, so a
+/// connections. Each served model has its own lane (queue and admission limit), and a batch holds
+/// one lane's sentences only. Each worker is a plain thread (the model's `predict` blocks for the
+/// whole pass, which must not happen on an event loop). A worker takes the lanes in turn, so one
+/// model's burst delays another model's request by at most one batch rather than by its whole
+/// backlog; in its lane it takes the oldest waiting piece, waits at most `maxDelay` from that
+/// piece's arrival for more to fill the batch, takes its share of what is queued (idle workers
+/// split it), and runs the batch on whatever model the piece's slot holds at that moment, so a
 /// reload never stalls it.
 final class Batcher: @unchecked Sendable {
     struct Limits: Sendable {
@@ -14,7 +17,7 @@ final class Batcher: @unchecked Sendable {
         var maxBatchSize: Int
         /// Seconds a batch may wait for more sentences after its first one arrived.
         var maxDelay: Double
-        /// Requests admitted at once (waiting or being tagged); more are refused.
+        /// Requests admitted at once per lane (waiting or being tagged); more are refused.
         var maxQueue: Int
         var workers: Int
     }
@@ -22,16 +25,24 @@ final class Batcher: @unchecked Sendable {
     /// The queue is full: the caller should answer 503 with `Retry-After`.
     struct Full: Error {}
 
+    /// One model's queue. Guarded by the batcher's lock.
+    final class Lane: @unchecked Sendable {
+        fileprivate var queue: [Piece] = []
+        fileprivate var head = 0
+        fileprivate var queuedSentences = 0
+        fileprivate var admitted = 0
+
+        fileprivate var hasWork: Bool { head < queue.count }
+    }
+
     let limits: Limits
-    private let slot: ModelSlot
     private let metrics: Metrics
     private let condition = NSCondition()
-    private var queue: [Piece] = []
-    /// Whole requests run as they are (`run`), ahead of the batches.
-    private var tasks: [@Sendable () -> Void] = []
-    private var head = 0
-    private var queuedSentences = 0
-    private var admitted = 0
+    private var lanes: [Lane] = []
+    /// The lane the next batch is looked for in first.
+    private var turn = 0
+    /// Whole requests run as they are (`run`), ahead of the batches, with the lane they count against.
+    private var tasks: [(lane: Lane, work: @Sendable () -> Void)] = []
     private var stopping = false
     /// Set when the server drains: what is queued runs at once instead of waiting out the batch delay.
     private var flushing = false
@@ -41,10 +52,16 @@ final class Batcher: @unchecked Sendable {
     private var idle = 0
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(slot: ModelSlot, limits: Limits, metrics: Metrics) {
-        self.slot = slot
+    init(limits: Limits, metrics: Metrics) {
         self.limits = limits
         self.metrics = metrics
+    }
+
+    /// A new lane, for one served model.
+    func addLane() -> Lane {
+        let lane = Lane()
+        condition.withLock { lanes.append(lane) }
+        return lane
     }
 
     func start() {
@@ -75,35 +92,40 @@ final class Batcher: @unchecked Sendable {
         running = 0
     }
 
-    /// Requests admitted and not yet answered.
+    /// Requests admitted and not yet answered, in every lane.
     var depth: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return admitted
+        condition.withLock { lanes.reduce(0) { $0 + $1.admitted } }
+    }
+
+    /// Requests admitted to `lane` and not yet answered.
+    func depth(of lane: Lane) -> Int {
+        condition.withLock { lane.admitted }
     }
 
     /// What a request gets back: one prediction per sentence, in order, and the id of the model
     /// that tagged the last piece.
     typealias Tagged = (predictions: [Prediction], modelId: String)
 
-    /// Queues `sentences` (split into pieces of at most `maxBatchSize` that may go to different
-    /// batches) and calls `done` on a worker thread once all are tagged; throws `Full`, without
-    /// calling `done`, when the queue holds `maxQueue` requests already.
-    func submit(_ sentences: [[String]], done: @escaping @Sendable (Tagged) -> Void) throws {
+    /// Queues `sentences` in `lane` (split into pieces of at most `maxBatchSize` that may go to
+    /// different batches), to be tagged by the model `slot` holds, and calls `done` on a worker
+    /// thread once all are tagged; throws `Full`, without calling `done`, when the lane holds
+    /// `maxQueue` requests already.
+    func submit(_ sentences: [[String]], to lane: Lane, slot: ModelSlot, done: @escaping @Sendable (Tagged) -> Void) throws {
         let now = DispatchTime.now().uptimeNanoseconds
         let admittedNow = condition.withLock {
-            if admitted >= limits.maxQueue || stopping { return false }
-            admitted += 1
+            if lane.admitted >= limits.maxQueue || stopping { return false }
+            lane.admitted += 1
             if sentences.isEmpty { return true }
             let job = Job(count: sentences.count) { [self] tagged in
-                condition.withLock { admitted -= 1 }
+                condition.withLock { lane.admitted -= 1 }
                 done(tagged)
             }
             var offset = 0
             while offset < sentences.count {
                 let end = min(offset + limits.maxBatchSize, sentences.count)
-                queue.append(Piece(job: job, offset: offset, sentences: Array(sentences[offset..<end]), arrived: now))
-                queuedSentences += end - offset
+                lane.queue.append(Piece(job: job, slot: slot, offset: offset, sentences: Array(sentences[offset..<end]),
+                                        arrived: now))
+                lane.queuedSentences += end - offset
                 offset = end
             }
             condition.signal()
@@ -111,18 +133,18 @@ final class Batcher: @unchecked Sendable {
         }
         guard admittedNow else { throw Full() }
         if sentences.isEmpty {
-            condition.withLock { admitted -= 1 }
+            condition.withLock { lane.admitted -= 1 }
             done(([], slot.current.id))
         }
     }
 
-    /// Admits `work` as one request, as `submit` does (throwing `Full` when the queue is full), and
-    /// runs it on a worker thread ahead of the queued batches.
-    func run(_ work: @escaping @Sendable () -> Void) throws {
+    /// Admits `work` as one request of `lane`, as `submit` does (throwing `Full` when the lane is
+    /// full), and runs it on a worker thread ahead of the queued batches.
+    func run(in lane: Lane, _ work: @escaping @Sendable () -> Void) throws {
         let admittedNow = condition.withLock {
-            if admitted >= limits.maxQueue || stopping { return false }
-            admitted += 1
-            tasks.append(work)
+            if lane.admitted >= limits.maxQueue || stopping { return false }
+            lane.admitted += 1
+            tasks.append((lane, work))
             // Every worker: the one woken could be waiting out a batch delay, and go back to it.
             condition.broadcast()
             return true
@@ -136,11 +158,11 @@ final class Batcher: @unchecked Sendable {
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
         while let batch = nextBatch() {
             if let task = nextTask() {
-                task()
-                condition.withLock { admitted -= 1 }
+                task.work()
+                condition.withLock { task.lane.admitted -= 1 }
             }
             if batch.isEmpty { continue }
-            let model = slot.current
+            let model = batch[0].slot.current
             let words = batch.count == 1 ? batch[0].sentences : batch.flatMap(\.sentences)
             let started = DispatchTime.now().uptimeNanoseconds
             let predictions = model.model.predict(words)
@@ -156,13 +178,13 @@ final class Batcher: @unchecked Sendable {
         stopped.signal()
     }
 
-    private func nextTask() -> (@Sendable () -> Void)? {
+    private func nextTask() -> (lane: Lane, work: @Sendable () -> Void)? {
         condition.withLock { tasks.isEmpty ? nil : tasks.removeFirst() }
     }
 
     /// Blocks until a task is queued (then returns no pieces, for the caller to take it) or a batch
-    /// is due (full, or its oldest piece has waited `maxDelay`) and takes it off the queue; nil once
-    /// stopping and both queues are empty.
+    /// is due (full, or its oldest piece has waited `maxDelay`) and takes it off its lane; nil once
+    /// stopping and every lane and the tasks are empty.
     private func nextBatch() -> [Piece]? {
         condition.lock()
         idle += 1
@@ -170,49 +192,69 @@ final class Batcher: @unchecked Sendable {
             idle -= 1
             condition.unlock()
         }
-        while head == queue.count && tasks.isEmpty {
+        var found = tasks.isEmpty ? nextLane() : nil
+        while found == nil && tasks.isEmpty {
             if stopping { return nil }
             condition.wait()
+            found = tasks.isEmpty ? nextLane() : nil
         }
         if !tasks.isEmpty {
-            if tasks.count > 1 || head < queue.count { condition.signal() }
+            if tasks.count > 1 || lanes.contains(where: \.hasWork) { condition.signal() }
             return []
         }
-        let deadline = queue[head].arrived + UInt64(limits.maxDelay * 1e9)
-        while queuedSentences < limits.maxBatchSize && !stopping && !flushing && head < queue.count {
+        let lane = found!
+        let deadline = lane.queue[lane.head].arrived + UInt64(limits.maxDelay * 1e9)
+        while lane.queuedSentences < limits.maxBatchSize && !stopping && !flushing && lane.hasWork {
             let now = DispatchTime.now().uptimeNanoseconds
             if now >= deadline { break }
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
         }
         // Another worker may have taken everything while this one waited.
-        if head == queue.count { return [] }
+        if !lane.hasWork { return [] }
         // Idle workers split what is queued, so one worker does not take all of it while the others'
         // cores sit idle; a busy server still fills whole batches, as its workers are rarely idle.
-        let share = min(limits.maxBatchSize, (queuedSentences + idle - 1) / idle)
+        let share = min(limits.maxBatchSize, (lane.queuedSentences + idle - 1) / idle)
         var batch: [Piece] = []
         var size = 0
-        while head < queue.count, batch.isEmpty || size + queue[head].sentences.count <= share {
-            size += queue[head].sentences.count
-            batch.append(queue[head])
-            head += 1
+        // A batch runs on one model: it stops where a piece was admitted for another load of it.
+        while lane.hasWork, batch.isEmpty
+                || (size + lane.queue[lane.head].sentences.count <= share && lane.queue[lane.head].slot === batch[0].slot) {
+            size += lane.queue[lane.head].sentences.count
+            batch.append(lane.queue[lane.head])
+            lane.head += 1
         }
-        queuedSentences -= size
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head > 1024 {
-            queue.removeFirst(head)
-            head = 0
+        lane.queuedSentences -= size
+        if !lane.hasWork {
+            lane.queue.removeAll(keepingCapacity: true)
+            lane.head = 0
+        } else if lane.head > 1024 {
+            lane.queue.removeFirst(lane.head)
+            lane.head = 0
         }
         // Wake another worker for what is left.
-        if head < queue.count { condition.signal() }
+        if lanes.contains(where: \.hasWork) { condition.signal() }
         return batch
+    }
+
+    /// The first lane with work from `turn` on, which moves past it so the next batch comes from
+    /// the lanes after it.
+    private func nextLane() -> Lane? {
+        for step in 0..<lanes.count {
+            let i = (turn + step) % lanes.count
+            if lanes[i].hasWork {
+                turn = (i + 1) % lanes.count
+                return lanes[i]
+            }
+        }
+        return nil
     }
 }
 
 /// A slice of one request's sentences.
 private struct Piece {
     let job: Job
+    /// The model this piece was admitted for; it stays loaded until the piece is tagged.
+    let slot: ModelSlot
     let offset: Int
     let sentences: [[String]]
     let arrived: UInt64

@@ -18,18 +18,15 @@ package final class ConnectionServer {
 
     /// Loads the model folder at `modelDirectory` and starts one batch worker.
     package init(modelDirectory: String, token: String? = nil, maxBody: Int = 1 << 20) throws {
-        let model = try NERModel.load(modelDirectory)
-        model.threads = 1
-        let loaded = LoadedModel(model: model, id: model.id, name: model.name, version: nil, directory: modelDirectory)
-        var options = ServeOptions(model: modelDirectory, home: Home(root: NSTemporaryDirectory()))
+        var options = ServeOptions(models: [modelDirectory], home: Home(root: NSTemporaryDirectory()))
         options.token = token
         options.maxBody = maxBody
         let metrics = Metrics()
-        let slot = ModelSlot(loaded)
-        let batcher = Batcher(slot: slot, limits: .init(maxBatchSize: 64, maxDelay: 0, maxQueue: 1024, workers: 1),
-                              metrics: metrics)
-        state = ServerState(options: options, slot: slot, batcher: batcher, metrics: metrics,
-                            log: Logger(label: "ner-serve", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let log = Logger(label: "ner-serve", factory: { _ in SwiftLogNoOpLogHandler() })
+        let batcher = Batcher(limits: .init(maxBatchSize: 64, maxDelay: 0, maxQueue: 1024, workers: 1), metrics: metrics)
+        let pool = try ModelPool(specs: options.models, maxLoaded: 1, home: options.home, device: .cpu, batcher: batcher,
+                                 metrics: metrics, log: log)
+        state = ServerState(options: options, models: pool, batcher: batcher, metrics: metrics, log: log)
         limits = .init(readTimeout: 5, maxBody: maxBody)
         batcher.start()
         state.markWarm()

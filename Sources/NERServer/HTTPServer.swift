@@ -276,7 +276,7 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
 
-        state.metrics.observeRequest(path: path, status: Int(reply.status.code), seconds: seconds)
+        state.metrics.observeRequest(path: path, status: Int(reply.status.code), seconds: seconds, model: reply.model)
         state.log.info("\(h.method.rawValue) \(path) \(reply.status.code)", metadata: [
             "remote": .string(remote),
             "ms": .string(HTTPConnection.milliseconds(seconds)),

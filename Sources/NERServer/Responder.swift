@@ -24,23 +24,24 @@ struct Reply: Sendable {
     var body: ByteBuffer
     /// Close the connection once this is written.
     var close = false
+    /// The served model the request was for, once it named one that is served.
+    var model: String?
 }
 
-/// The state every request reads: the model slot, the batcher, the metrics and the readiness flags.
+/// The state every request reads: the models, the batcher, the metrics and the readiness flags.
 final class ServerState: @unchecked Sendable {
     let options: ServeOptions
-    let slot: ModelSlot
+    let models: ModelPool
     let batcher: Batcher
     let metrics: Metrics
     let log: Logger
     private let lock = NSLock()
     private var warm = false
     private var draining = false
-    private var reloadError: JSON = .null
 
-    init(options: ServeOptions, slot: ModelSlot, batcher: Batcher, metrics: Metrics, log: Logger) {
+    init(options: ServeOptions, models: ModelPool, batcher: Batcher, metrics: Metrics, log: Logger) {
         self.options = options
-        self.slot = slot
+        self.models = models
         self.batcher = batcher
         self.metrics = metrics
         self.log = log
@@ -64,19 +65,6 @@ final class ServerState: @unchecked Sendable {
         draining = true
         lock.unlock()
     }
-
-    /// Why the last reload failed (`{"at", "error"}`), null when there was none since the last success.
-    var lastReloadError: JSON {
-        lock.lock()
-        defer { lock.unlock() }
-        return reloadError
-    }
-
-    func noteReload(error: String?) {
-        lock.lock()
-        reloadError = error.map { ["at": .string(Timestamp.now()), "error": .string($0)] } ?? .null
-        lock.unlock()
-    }
 }
 
 /// Answers every request: routing, authentication, content checks, and the `/ner` work itself
@@ -93,12 +81,12 @@ struct NERResponder: Sendable {
     private static let open: Set<String> = ["/healthz", "/readyz"]
 
     func respond(to request: IncomingRequest, reply: @escaping @Sendable (Reply) -> Void) {
-        let path = request.path
+        let (path, modelInPath) = NERResponder.route(of: request.path)
         guard let method = NERResponder.routes[path] else {
-            return reply(error(.notFound, "no such path: \(path) (try POST /ner)"))
+            return reply(error(.notFound, "no such path: \(request.path) (try POST /ner)"))
         }
         guard request.method == method else {
-            var r = error(.methodNotAllowed, "\(path) takes \(method.rawValue), not \(request.method.rawValue)")
+            var r = error(.methodNotAllowed, "\(request.path) takes \(method.rawValue), not \(request.method.rawValue)")
             r.headers.append(("Allow", method.rawValue))
             return reply(r)
         }
@@ -109,23 +97,55 @@ struct NERResponder: Sendable {
             return reply(r)
         }
         switch path {
-        case "/ner": ner(request, reply: reply)
+        case "/ner": ner(request, modelInPath: modelInPath, reply: reply)
         case "/sim": similarity(request, reply: reply)
         case "/healthz": reply(json(.ok, ["status": "ok"]))
         case "/readyz":
-            let model = state.slot.current
+            let model = state.models.defaultSlot.current
             reply(state.ready
                 ? json(.ok, ["status": "ready", "model": .string(model.id)])
                 : json(.serviceUnavailable, ["status": "not ready"]))
         case "/metrics":
-            let text = state.metrics.render(model: state.slot.current, queue: state.batcher.depth, ready: state.ready)
+            let batcher = state.batcher
+            let text = state.metrics.render(models: state.models.statuses { batcher.depth(of: $0) }, queue: batcher.depth,
+                                            ready: state.ready)
             reply(Reply(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: ByteBuffer(string: text)))
         default:
-            reply(json(.ok, ["models": [state.slot.current.json], "last_reload_error": state.lastReloadError]))
+            let pool = state.models
+            reply(json(.ok, ["models": .array(pool.descriptions), "max_models": .int(Int64(pool.maxLoaded)),
+                             "last_reload_error": pool.lastReloadError(of: pool.defaultModel)]))
         }
     }
 
-    private func ner(_ request: IncomingRequest, reply: @escaping @Sendable (Reply) -> Void) {
+    /// The route a path takes, and the model it names: `/v1/models/NAME/ner` is `/ner` for the model
+    /// NAME (percent-decoded, so a folder's path can be given too).
+    static func route(of path: String) -> (path: String, model: String?) {
+        let prefix = "/v1/models/", suffix = "/ner"
+        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.count > prefix.count + suffix.count else {
+            return (path, nil)
+        }
+        let segment = path.dropFirst(prefix.count).dropLast(suffix.count)
+        guard !segment.contains("/"), let name = String(segment).removingPercentEncoding, !name.isEmpty else {
+            return (path, nil)
+        }
+        return ("/ner", name)
+    }
+
+    /// The served model a request names (in its path or its JSON body), or the reply refusing it.
+    private func servedModel(inPath: String?, inBody: String?) -> Result<ServedModel, ReplyError> {
+        if let inPath, let inBody, inPath != inBody {
+            return .failure(ReplyError(error(.badRequest, "the path names model '\(inPath)' and the body '\(inBody)'")))
+        }
+        let name = inPath ?? inBody
+        guard let model = state.models.model(named: name) else {
+            let served = state.models.models.map(\.spec)
+            let message = "no model '\(name ?? "")' is served here; served: \(served.joined(separator: ", "))"
+            return .failure(ReplyError(json(.notFound, ["error": .string(message), "models": .array(served.map { .string($0) })])))
+        }
+        return .success(model)
+    }
+
+    private func ner(_ request: IncomingRequest, modelInPath: String?, reply: @escaping @Sendable (Reply) -> Void) {
         let kind: BodyKind
         switch BodyKind.of(request.headers.first(name: "content-type")) {
         case .success(let k): kind = k
@@ -134,26 +154,51 @@ struct NERResponder: Sendable {
         guard let text = request.body.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
             return reply(error(.badRequest, "the body is not valid UTF-8"))
         }
-        let texts: [String]
-        let many: Bool
+        let body: TagRequest
         switch kind {
         case .text:
-            (texts, many) = ([text], false)
+            body = TagRequest(texts: [text], many: false, model: nil)
         case .json:
-            switch NERResponder.texts(inJSON: text) {
-            case .success(let found): (texts, many) = found
+            switch NERResponder.tagRequest(inJSON: text) {
+            case .success(let found): body = found
             case .failure(let problem): return reply(error(.badRequest, problem.message))
             }
         }
+        let served: ServedModel
+        switch servedModel(inPath: modelInPath, inBody: body.model) {
+        case .success(let m): served = m
+        case .failure(let refusal): return reply(refusal.reply)
+        }
+        let name = served.spec
+        let labelled: @Sendable (Reply) -> Void = { r in
+            var r = r
+            r.model = name
+            reply(r)
+        }
+        let (sentences, words) = Entities.tokenize(body.texts)
+        let batcher = state.batcher
+        state.models.withSlot(of: served) { loaded in
+            switch loaded {
+            case .success(let slot):
+                NERResponder.tag(body, sentences: sentences, words: words, lane: served.lane, slot: slot, batcher: batcher,
+                                 reply: labelled)
+            case .failure(let failure):
+                labelled(NERResponder.json(.serviceUnavailable,
+                                           ["error": .string("model '\(name)' cannot be loaded: \(failure.message)")]))
+            }
+        }
+    }
 
-        let (sentences, words) = Entities.tokenize(texts)
+    /// Queues the request's sentences for `slot`'s model and answers from the worker that tags the last of them.
+    private static func tag(_ request: TagRequest, sentences: [[[TextToken]]], words: [[String]], lane: Batcher.Lane,
+                            slot: ModelSlot, batcher: Batcher, reply: @escaping @Sendable (Reply) -> Void) {
         do {
-            try state.batcher.submit(words) { tagged in
-                let found = Entities.locate(in: texts, sentences: sentences,
+            try batcher.submit(words, to: lane, slot: slot) { tagged in
+                let found = Entities.locate(in: request.texts, sentences: sentences,
                                             predictions: tagged.predictions.map { ($0.tags, $0.scores) })
                 var out: [UInt8] = []
                 out.reserveCapacity(64 + 96 * found.reduce(0) { $0 + $1.count })
-                if many {
+                if request.many {
                     out.append(UInt8(ascii: "["))
                     for (i, list) in found.enumerated() {
                         if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -166,14 +211,15 @@ struct NERResponder: Sendable {
                 reply(Reply(status: .ok, headers: [("X-Model-Id", tagged.modelId)], body: ByteBuffer(bytes: out)))
             }
         } catch {
-            var r = self.error(.serviceUnavailable, "the server is busy; try again shortly")
+            var r = json(.serviceUnavailable, ["error": "the server is busy; try again shortly"])
             r.headers.append(("Retry-After", "1"))
             reply(r)
         }
     }
 
-    /// The texts of a JSON body: `{"text": ...}` (one list back) or `{"texts": [...]}` (a list of lists).
-    static func texts(inJSON body: String) -> Result<([String], Bool), BodyError> {
+    /// A `/ner` body: `{"text": ...}` (one list back) or `{"texts": [...]}` (a list of lists), and
+    /// the `model` it names, if any.
+    static func tagRequest(inJSON body: String) -> Result<TagRequest, BodyError> {
         let value: JSON
         do {
             value = try JSON.parse(body)
@@ -183,9 +229,14 @@ struct NERResponder: Sendable {
         guard let object = value.objectValue else {
             return .failure(BodyError(message: "expected a JSON object with \"text\" or \"texts\""))
         }
+        var model: String?
+        if let named = object["model"] {
+            guard let s = named.stringValue else { return .failure(BodyError(message: "\"model\" must be a string")) }
+            model = s
+        }
         switch (object["text"], object["texts"]) {
         case (.some(.string(let s)), nil):
-            return .success(([s], false))
+            return .success(TagRequest(texts: [s], many: false, model: model))
         case (nil, .some(.array(let items))):
             var texts: [String] = []
             texts.reserveCapacity(items.count)
@@ -195,7 +246,7 @@ struct NERResponder: Sendable {
                 }
                 texts.append(s)
             }
-            return .success((texts, true))
+            return .success(TagRequest(texts: texts, many: true, model: model))
         case (.some, .some):
             return .failure(BodyError(message: "give either \"text\" or \"texts\", not both"))
         case (.some, nil):
@@ -224,10 +275,14 @@ struct NERResponder: Sendable {
     }
 
     func error(_ status: HTTPResponseStatus, _ message: String) -> Reply {
-        json(status, ["error": .string(message)])
+        NERResponder.json(status, ["error": .string(message)])
     }
 
     func json(_ status: HTTPResponseStatus, _ value: JSON) -> Reply {
+        NERResponder.json(status, value)
+    }
+
+    private static func json(_ status: HTTPResponseStatus, _ value: JSON) -> Reply {
         var out: [UInt8] = []
         value.append(to: &out)
         return Reply(status: status, body: ByteBuffer(bytes: out))
@@ -236,6 +291,21 @@ struct NERResponder: Sendable {
 
 struct BodyError: Error {
     var message: String
+}
+
+/// A refusal, as the reply that says so.
+struct ReplyError: Error {
+    var reply: Reply
+    init(_ reply: Reply) { self.reply = reply }
+}
+
+/// What a `/ner` request asks for.
+struct TagRequest {
+    var texts: [String]
+    /// `texts` was given: the answer is a list of lists.
+    var many: Bool
+    /// The served model it names; nil for the default.
+    var model: String?
 }
 
 /// How to read a `/ner` body, from its `Content-Type`.

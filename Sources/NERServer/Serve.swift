@@ -10,8 +10,12 @@ import Glibc
 
 /// How `ner-serve` runs; every field has the default its `--help` documents.
 public struct ServeOptions: Sendable {
-    /// What to serve: a registry name, `NAME@ALIAS`, `NAME:VERSION`, a model id, or a folder/tarball path.
-    public var model: String
+    /// What to serve, the default first: each a registry name, `NAME@ALIAS`, `NAME:VERSION`, a model
+    /// id, or a folder/tarball path. Requests name a model by the spec as given here.
+    public var models: [String]
+    /// Models loaded at once, the default included; the least recently used other one is unloaded
+    /// to make room.
+    public var maxModels = 5
     public var home: Home
     public var host = "127.0.0.1"
     /// 0 picks a free port (the log line says which).
@@ -22,7 +26,7 @@ public struct ServeOptions: Sendable {
     public var maxBatchDelay = 0.0
     /// Sentences per forward pass.
     public var maxBatchSize = 64
-    /// Requests admitted at once; more get 503 with `Retry-After`.
+    /// Requests admitted at once for each model; more get 503 with `Retry-After`.
     public var maxQueue = 1024
     /// Inference threads, each running its own batches.
     public var workers = ProcessInfo.processInfo.activeProcessorCount
@@ -37,17 +41,18 @@ public struct ServeOptions: Sendable {
     /// cpu or cuda (checked with `ComputeDevice.select`).
     public var device = "cpu"
 
-    public init(model: String, home: Home) {
-        self.model = model
+    public init(models: [String], home: Home) {
+        self.models = models
         self.home = home
     }
 }
 
 /// The HTTP service (README, The tools; docs/records.md for entities): `POST /ner` and the operational endpoints, on SwiftNIO.
 public enum Serve {
-    /// Loads the model and serves until SIGTERM or SIGINT, then finishes the requests in flight and
-    /// returns. Throws `ToolError`: 66 when the model cannot be found, 65 when it is unreadable (both
-    /// before anything listens), 69 when the address cannot be bound or the device is unusable.
+    /// Loads the default model, looks the others up, and serves until SIGTERM or SIGINT, then finishes
+    /// the requests in flight and returns. Throws `ToolError`: 66 when a model cannot be found, 65 when
+    /// the default is unreadable (both before anything listens), 69 when the address cannot be bound
+    /// or the device is unusable.
     public static func run(_ options: ServeOptions, log: Logger) throws {
         let started = DispatchTime.now().uptimeNanoseconds
         // Installed first, so a SIGTERM that arrives while the model loads still ends in a clean exit.
@@ -63,14 +68,15 @@ public enum Serve {
         defer { for s in signalSources { s.cancel() } }
 
         let device = try ComputeDevice.select(options.device)
-        let (model, fromRegistry) = try LoadedModel.load(options.model, home: options.home, device: device)
         let metrics = Metrics()
-        let slot = ModelSlot(model)
-        let batcher = Batcher(slot: slot, limits: .init(maxBatchSize: options.maxBatchSize, maxDelay: options.maxBatchDelay,
-                                                        maxQueue: options.maxQueue, workers: options.workers),
+        let batcher = Batcher(limits: .init(maxBatchSize: options.maxBatchSize, maxDelay: options.maxBatchDelay,
+                                            maxQueue: options.maxQueue, workers: options.workers),
                               metrics: metrics)
-        let state = ServerState(options: options, slot: slot, batcher: batcher, metrics: metrics, log: log)
-        let reloader = Reloader(state: state, fromRegistry: fromRegistry)
+        let pool = try ModelPool(specs: options.models, maxLoaded: options.maxModels, home: options.home, device: device,
+                                 batcher: batcher, metrics: metrics, log: log)
+        let model = pool.defaultSlot.current
+        let state = ServerState(options: options, models: pool, batcher: batcher, metrics: metrics, log: log)
+        let reloader = Reloader(state: state)
         if !isLoopback(options.host) && options.token == nil {
             log.warning("listening on \(options.host) without --token: anyone who can reach this host can use the service")
         }
@@ -86,9 +92,10 @@ public enum Serve {
         }
         batcher.start()
         reloader.start()
-        log.info("listening on http://\(options.host):\(port), model \(model.id) (\(model.name)), \(options.workers) inference thread(s)")
+        let others = options.models.count > 1 ? " and \(options.models.count - 1) more on demand" : ""
+        log.info("listening on http://\(options.host):\(port), model \(model.id) (\(model.name))\(others), \(options.workers) inference thread(s)")
         DispatchQueue.global().async {
-            slot.current.warmUp()
+            model.warmUp()
             state.markWarm()
             let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
             log.info("ready in \(String(format: "%.0f", ms)) ms")

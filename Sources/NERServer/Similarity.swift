@@ -37,8 +37,8 @@ struct SimilarityRequest: Equatable {
 }
 
 extension NERResponder {
-    /// The model `/sim` compares with.
-    var similarityModel: LoadedModel { state.slot.current }
+    /// The model `/sim` compares with: the default (first) model.
+    var similarityModel: LoadedModel { state.models.defaultSlot.current }
 
     /// Answers `{"target", "texts", "sims"}`, the cosine of each text's vector with the target's, in
     /// the texts' order. The vectors are computed on a batch worker, admitted like a `/ner` request.
@@ -61,7 +61,7 @@ extension NERResponder {
         case .failure(let problem): return reply(error(.badRequest, problem.message))
         }
         do {
-            try state.batcher.run { [self] in
+            try state.batcher.run(in: state.models.defaultModel.lane) { [self] in
                 let loaded = similarityModel
                 let vectors = loaded.model.sentenceVectors([parsed.target] + parsed.texts)
                 let sims = vectors.dropFirst().map { NERModel.cosine(vectors[0], $0) }

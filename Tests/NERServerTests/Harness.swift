@@ -5,6 +5,7 @@ import FoundationNetworking
 #if canImport(Glibc)
 import Glibc
 #endif
+import NERArtifact
 import NERCore
 import TestSupport
 
@@ -43,6 +44,24 @@ final class Fixture: @unchecked Sendable {
         guard promoted.status == 0 else { throw Failure("ner-register promote: \(promoted.stderr)") }
         return home
     }
+
+    /// Registers in `home` a model `tiny-broken` (name `tiny`) whose model.json is out of range
+    /// (max_word_chars -5 made the server abort while loading it). ner-pack refuses such a folder,
+    /// so it is packed by the library, as another writer might.
+    func registerBrokenModel(in home: String) throws {
+        let broken = home + "/broken-model"
+        try FileManager.default.copyItem(atPath: modelDir, toPath: broken)
+        var json = try JSON.parse(FileManager.default.contents(atPath: broken + "/model.json") ?? Data())
+        var config = json["config"] ?? .null
+        config["max_word_chars"] = -5
+        json["config"] = config
+        try json.prettyEncoded().write(to: URL(fileURLWithPath: broken + "/model.json"))
+        let packed = try Artifact.pack(modelDir: broken, modelId: "tiny-broken", name: "tiny", into: home + "/artifacts")
+        let record: JSON = ["schema": 1, "status": "packed", "name": "tiny", "artifact": .string(packed.path),
+                            "sha256": .string(packed.sha256), "model_id": "tiny-broken"]
+        let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
+        guard registered.status == 0 else { throw Failure("ner-register: \(registered.stderr)") }
+    }
 }
 
 struct Failure: Error, CustomStringConvertible {
@@ -58,7 +77,11 @@ final class ServerProcess: @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    var stderr: String { log.text }
+    /// What the server wrote to stderr; once it has exited, all of it (the reader may lag behind the exit).
+    var stderr: String {
+        if !process.isRunning { log.waitForEnd(timeout: 5) }
+        return log.text
+    }
 
     /// Starts `ner-serve ARGS --port 0` and waits until it listens and `/readyz` says ready.
     init(_ args: [String], env: [String: String] = [:]) throws {
@@ -81,6 +104,7 @@ final class ServerProcess: @unchecked Sendable {
                 if chunk.isEmpty { break }
                 log.append(chunk)
             }
+            log.end()
         }
         let deadline = Date().addingTimeInterval(30)
         while port == 0 {
@@ -128,19 +152,31 @@ final class ServerProcess: @unchecked Sendable {
 }
 
 final class LogBuffer: @unchecked Sendable {
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var data = Data()
+    private var ended = false
 
     func append(_ chunk: Data) {
-        lock.lock()
-        data.append(chunk)
-        lock.unlock()
+        condition.withLock { data.append(chunk) }
+    }
+
+    /// The writer closed its end: nothing more will come.
+    func end() {
+        condition.withLock {
+            ended = true
+            condition.broadcast()
+        }
+    }
+
+    func waitForEnd(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.withLock {
+            while !ended && condition.wait(until: deadline) {}
+        }
     }
 
     var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: data, as: UTF8.self)
+        condition.withLock { String(decoding: data, as: UTF8.self) }
     }
 }
 

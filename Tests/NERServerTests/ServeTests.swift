@@ -2,7 +2,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import NERArtifact
 import NERCore
 import Testing
 import TestSupport
@@ -340,19 +339,7 @@ struct ServeTests {
         if let problem = Fixture.shared.problem { throw Failure(problem) }
         let home = try Fixture.shared.registryHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        // ner-pack refuses such a folder, so it is packed by the library, as another writer might.
-        let broken = home + "/broken-model"
-        try FileManager.default.copyItem(atPath: Fixture.shared.modelDir, toPath: broken)
-        var json = try JSON.parse(try #require(FileManager.default.contents(atPath: broken + "/model.json")))
-        var config = try #require(json["config"])
-        config["max_word_chars"] = -5
-        json["config"] = config
-        try json.prettyEncoded().write(to: URL(fileURLWithPath: broken + "/model.json"))
-        let packed = try Artifact.pack(modelDir: broken, modelId: "tiny-broken", name: "tiny", into: home + "/artifacts")
-        let record: JSON = ["schema": 1, "status": "packed", "name": "tiny", "artifact": .string(packed.path),
-                            "sha256": .string(packed.sha256), "model_id": "tiny-broken"]
-        let registered = try run("ner-register", ["--home", home, "--quiet"], stdin: record.compactString + "\n")
-        try #require(registered.status == 0, "\(registered.stderr)")
+        try Fixture.shared.registerBrokenModel(in: home)
 
         let s = try ServerProcess(["--model", "tiny", "--home", home, "--poll-interval", "0.2"])
         #expect(try servedModel(s) == "tiny-a")

@@ -3,8 +3,9 @@
 # fixed random subsets of the training set (the first N of one shuffle, so each subset holds the
 # smaller ones), trained from scratch without vectors, from scratch with GloVe 6B 50d, and
 # warm-started from a model trained on Wikigold (examples/data, with the shipped GloVe subset).
-# Writes $OUT/learning-curve.csv (size, setting, seed, dev F1, best epoch, seconds) and plots it
-# to docs/learning-curve.png (matplotlib, installed into $OUT/venv when missing).
+# Writes $OUT/learning-curve.csv (size, setting, seed, dev F1, best epoch, seconds), plots it to
+# docs/learning-curve.png (matplotlib, installed into $OUT/venv when missing) and copies the CSV
+# beside the plot.
 #
 #   bench/learning-curve.sh                     # every size, 3 seeds, all three settings
 #   SIZES="250 1000 4000" SEEDS="1" bench/learning-curve.sh
@@ -108,13 +109,17 @@ for setting, label in labels.items():
     for n, m in zip(sizes, mean):
         ax.annotate(f"{m:.1f}", (n, m), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
 ax.set_xscale("log")
+ticks = sorted({int(r["sentences"]) for r in rows})
+ax.set_xticks(ticks, [f"{n:,}" for n in ticks])
+ax.minorticks_off()
 ax.set_xlabel("CoNLL-2003 training sentences")
 ax.set_ylabel("dev F1")
 seeds = sorted({r["seed"] for r in rows})
-ax.set_title(f"How much data? CoNLL-2003 dev F1 (mean ± sd over seeds {', '.join(seeds)})", fontsize=10)
+ax.set_title("How much data? CoNLL-2003 dev F1, " + (f"mean ± sd over seeds {', '.join(seeds)}" if len(seeds) > 1 else f"seed {seeds[0]}"), fontsize=10)
 ax.grid(True, which="both", alpha=0.3)
 ax.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 fig.savefig(sys.argv[2])
 print(f"plot: {sys.argv[2]}")
 PY
+cp "$csv" "${PLOT%.png}.csv"

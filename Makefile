@@ -10,6 +10,8 @@ DEMO_HOME ?= $(CURDIR)/.demo-home
 TOOLS     := ner-queue ner-dispatch ner-train ner-pack ner-register ner-infer ner-serve ner-console
 APT_PKGS  := libopenblas-dev libsqlite3-dev libarchive-dev zstd
 TEST_PKGS := strace chromium chromium-driver
+# bench/serve.sh drives wrk; bench/learning-curve.sh plots with matplotlib in a virtual environment.
+BENCH_PKGS := wrk python3-venv
 SWIFTFLAGS := -c $(CONFIG)
 
 .PHONY: all deps build test test-asan test-tsan demo bench cuda-kernels install install-files clean fuzz fuzz-build fuzz-merge
@@ -18,7 +20,7 @@ all: build
 
 # Installs the C libraries with apt-get when missing (needs root or sudo).
 deps:
-	@missing=""; for p in $(APT_PKGS) $(if $(filter test bench,$(MAKECMDGOALS)),$(TEST_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PKGS) $(if $(filter test bench,$(MAKECMDGOALS)),$(TEST_PKGS)) $(if $(filter bench,$(MAKECMDGOALS)),$(BENCH_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -102,6 +102,45 @@ struct SlurmTests {
         #expect(ours.allSatisfy { $0.state == "COMPLETED" && slurmIds.contains($0.id) })
     }
 
+    /// A Bayesian sweep through Slurm, driven by `ner-dispatch --once` as cron runs it: each run
+    /// records the trials that ended and makes the next ones; the sweep ends with every trial
+    /// made once and scored.
+    @Test func aBayesSweepRunsUnderSlurmFromCron() throws {
+        let t = TempDir("ner-slurm-bayes"); defer { t.remove() }
+        let name = "bayes\(UInt32.random(in: 0..<1_000_000))"
+        let train = t.write("train.txt", "EU I-ORG\n\n")
+        // The score is highest at learning rate 0.001.
+        let score = t.write("score.sh", #"""
+            lr=$(grep -o '"learning_rate":[0-9.eE+-]*' | head -1 | cut -d: -f2)
+            awk -v lr="$lr" 'BEGIN { x = log(lr) / log(10) + 3; printf "{\"metrics\":{\"dev\":{\"f1\":%.6f}}}\n", -x * x }'
+            """#)
+        let spec = t.write("bayes.json", #"""
+            {"name": "\#(name)", "method": "bayes", "trials": 4, "parallel": 2,
+             "base": {"train": "\#(train)", "resources": {"cpus": 1, "mem": "64M", "time": "5"}},
+             "space": {"learning_rate": {"log_uniform": [0.00001, 0.1]}}}
+            """#)
+        let q = try run("ner-queue", ["--home", t.path, "--sweep", spec])
+        #expect(q.status == 0, "\(q.stderr)")
+        let first = try #require(q.lines.first)
+        let sweepId = try #require(try JSON.parse(first)["sweep_id"]?.stringValue)
+        let registry = try Registry(path: t.file("registry.sqlite"))
+        let deadline = Date().addingTimeInterval(120)
+        while try registry.sweep(sweepId)?.finishedAt == nil && Date() < deadline {
+            let d = try run("ner-dispatch", ["--home", t.path, "--backend", "slurm", "--once", "--max-running", "2",
+                                             "--command", "bash \(score)"])
+            #expect(d.status == 0, "\(d.stderr)")
+            usleep(500_000)
+        }
+        let trials = try registry.sweepTrials(sweepId)
+        #expect(trials.map(\.trial) == [1, 2, 3, 4])
+        for trial in trials {
+            let job = try #require(try registry.job(trial.jobId))
+            #expect(job.status == "done")
+            #expect(job.record?["metrics"]?["dev"]?["f1"]?.doubleValue != nil)
+        }
+        #expect(try registry.sweep(sweepId)?.finishedAt != nil)
+    }
+
     /// A job that fails, one that hits its time limit and one cancelled with scancel: each attempt
     /// ends `failed` with Slurm's verdict, is retried as configured, and is dead-lettered at the end.
     @Test func failedTimedOutAndCancelledJobsAreRetriedThenDeadLettered() throws {

@@ -22,3 +22,17 @@ PY
 conll_raw() {  # conll file
     awk 'NF==0{if(l!="")print l; l=""; next} $1=="-DOCSTART-"{next} {l=l (l==""?"":" ") $1} END{if(l!="")print l}' "$1"
 }
+
+# $MODEL, or a model with the default sizes trained on examples/data for EPOCHS (default 1)
+# epoch(s) into $work/model: what the serve benchmarks run against (speed does not depend on
+# epochs). Sets `model`; needs BIN, ROOT and work.
+bench_model() {
+    model=${MODEL:-}
+    [ -n "$model" ] && return
+    model="$work/model"
+    echo "training a model with the default sizes on examples/data (${EPOCHS:-1} epoch(s))..."
+    local t0; t0=$(date +%s)
+    echo "{\"name\": \"bench\", \"spec\": {\"train\": \"$ROOT/examples/data/train.txt\", \"epochs\": ${EPOCHS:-1}}}" |
+        "$BIN/ner-train" --output "$model" --home "$work/home" --quiet > /dev/null
+    echo "trained in $(( $(date +%s) - t0 )) s"
+}

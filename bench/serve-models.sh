@@ -8,6 +8,7 @@
 #               on epochs)
 #   ROUNDS=10   PORT=18081
 set -euo pipefail
+source "$(dirname "$0")/lib.bash"
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-10}
@@ -17,13 +18,7 @@ server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2> /dev/null; wait 2> /dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-model=${MODEL:-}
-if [ -z "$model" ]; then
-  model="$work/model"
-  echo "training a model with the default sizes on examples/data (${EPOCHS:-1} epoch(s))..."
-  echo "{\"name\": \"bench\", \"spec\": {\"train\": \"$ROOT/examples/data/train.txt\", \"epochs\": ${EPOCHS:-1}}}" |
-    "$BIN/ner-train" --output "$model" --home "$work/home" --quiet > /dev/null
-fi
+bench_model
 for copy in a b c; do
   mkdir "$work/$copy"
   cp "$model/model.json" "$model/weights.bin" "$model/vocab.bin" "$work/$copy/"

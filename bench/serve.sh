@@ -23,15 +23,7 @@ server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2> /dev/null; wait 2> /dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-model=${MODEL:-}
-if [ -z "$model" ]; then
-  model="$work/model"
-  echo "training a model with the default sizes on examples/data (${EPOCHS:-1} epoch(s))..."
-  t0=$(date +%s)
-  echo "{\"name\": \"bench\", \"spec\": {\"train\": \"$ROOT/examples/data/train.txt\", \"epochs\": ${EPOCHS:-1}}}" |
-    "$BIN/ner-train" --output "$model" --home "$work/home" --quiet > /dev/null
-  echo "trained in $(( $(date +%s) - t0 )) s"
-fi
+bench_model
 # The files a server maps: the checkpoint/ folder beside them is for resuming training only.
 model_bytes=$(cat "$model/model.json" "$model/weights.bin" "$model/vocab.bin" | wc -c)
 

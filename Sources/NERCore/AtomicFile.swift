@@ -119,3 +119,16 @@ private func syncfs(_ fd: Int32) -> Int32
 public func errnoString(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
+
+/// Runs `body` holding an exclusive `flock` on `path` (created when missing): how processes sharing
+/// a spool take turns at one step. The lock goes with the process if it dies.
+public func withFileLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ToolError.failure("\(path): \(errnoString())") }
+    defer { close(fd) }
+    while flock(fd, LOCK_EX) != 0 {
+        if errno != EINTR { throw ToolError.failure("cannot lock \(path): \(errnoString())") }
+    }
+    defer { flock(fd, LOCK_UN) }
+    return try body()
+}

@@ -112,7 +112,7 @@ public final class Dispatcher {
         let started = Date()
         var claimed: [Spool.Claim] = []
         do {
-            return try withSpoolLock { try claimAndLaunch(started: started, claimed: &claimed) }
+            return try withFileLock(spool.root + "/dispatch.lock") { try claimAndLaunch(started: started, claimed: &claimed) }
         } catch let e as ToolError where e.status == .unavailable {
             // The backend is down: what this pass claimed and did not start goes back untouched
             // (a claim that `finish` already moved on is simply not there any more).
@@ -172,17 +172,6 @@ public final class Dispatcher {
             queueCache = ArraySlice(spool.queuedNames())
             queueCacheTime = Date()
         }
-    }
-
-    func withSpoolLock<T>(_ body: () throws -> T) throws -> T {
-        let fd = open(spool.root + "/dispatch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ToolError.failure("\(spool.root)/dispatch.lock: \(errnoString())") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw ToolError.failure("cannot lock \(spool.root)/dispatch.lock: \(errnoString())") }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
     }
 
     /// Starts claimed jobs; consecutive jobs of one sweep go to the backend together (one Slurm

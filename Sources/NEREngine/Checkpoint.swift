@@ -11,23 +11,8 @@ enum Checkpoint {
     static func write(_ dir: String, state: Trainer.State, params p: Parameters, optimizer o: Optimizer,
                       average: Parameters? = nil) throws {
         try makeDirectory(dir)
-        let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
-        let header = 32
-        var d = Data(count: header + 4 * 3 * (dense + words))
-        d.withUnsafeMutableBytes { raw in
-            let b = raw.baseAddress!
-            b.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
-            b.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
-            b.storeBytes(of: UInt64(dense).littleEndian, toByteOffset: 8, as: UInt64.self)
-            b.storeBytes(of: UInt64(words).littleEndian, toByteOffset: 16, as: UInt64.self)
-            var at = header
-            for (src, n) in [(p.dense, dense), (o.m, dense), (o.v, dense), (p.words, words), (o.wm, words), (o.wv, words)] {
-                (b + at).copyMemory(from: src, byteCount: 4 * n)
-                at += 4 * n
-            }
-        }
-        try AtomicFile.write(d, to: dir + "/state.bin")
-        if let average { try AtomicFile.write(weights(average), to: dir + "/average.bin") }
+        try AtomicFile.write(blob(training(p, o), of: p), to: dir + "/state.bin")
+        if let average { try AtomicFile.write(blob(weights(average), of: average), to: dir + "/average.bin") }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try AtomicFile.write(try e.encode(state), to: dir + "/state.json")
@@ -49,47 +34,61 @@ enum Checkpoint {
         guard state.seed == expected.seed, state.threads == expected.threads else {
             throw ToolError.usage("\(jsonPath): checkpoint used seed \(state.seed) and \(state.threads) threads; resume with the same")
         }
-        let f = try MappedFile(binPath)
-        let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
-        guard f.size == 32 + 4 * 3 * (dense + words),
-              UInt32(littleEndian: f.base.loadUnaligned(as: UInt32.self)) == magic else {
-            throw ToolError.data("\(binPath): corrupt or truncated checkpoint")
-        }
-        var at = 32
-        for (dst, n) in [(p.dense, dense), (o.m, dense), (o.v, dense), (p.words, words), (o.wm, words), (o.wv, words)] {
-            UnsafeMutableRawPointer(dst).copyMemory(from: f.base + at, byteCount: 4 * n)
-            at += 4 * n
-        }
+        try restore(binPath, into: training(p, o), of: p)
         o.restore(step: state.step)
         return state
     }
 
-    /// The dense weights and word vectors of `p` behind the checkpoint header.
-    static func weights(_ p: Parameters) -> Data {
+    /// What `state.bin` holds: parameters and Adam moments, dense then word rows.
+    static func training(_ p: Parameters, _ o: Optimizer) -> [UnsafeMutablePointer<Float>] {
+        [p.dense, o.m, o.v, p.words, o.wm, o.wv]
+    }
+
+    /// What `average.bin` holds: the averaged weights.
+    static func weights(_ p: Parameters) -> [UnsafeMutablePointer<Float>] { [p.dense, p.words] }
+
+    /// The element count of each of `arrays`: the first half dense, the second half word rows.
+    static func counts(_ arrays: [UnsafeMutablePointer<Float>], of p: Parameters) -> [Int] {
         let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
-        var d = Data(count: 32 + 4 * (dense + words))
+        return arrays.indices.map { $0 < arrays.count / 2 ? dense : words }
+    }
+
+    /// `arrays` as raw float32 behind the 32-byte header (magic, version, dense and word sizes).
+    static func blob(_ arrays: [UnsafeMutablePointer<Float>], of p: Parameters) -> Data {
+        let sizes = counts(arrays, of: p)
+        var d = Data(count: 32 + 4 * sizes.reduce(0, +))
         d.withUnsafeMutableBytes { raw in
             let b = raw.baseAddress!
             b.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
             b.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
-            b.storeBytes(of: UInt64(dense).littleEndian, toByteOffset: 8, as: UInt64.self)
-            b.storeBytes(of: UInt64(words).littleEndian, toByteOffset: 16, as: UInt64.self)
-            (b + 32).copyMemory(from: p.dense, byteCount: 4 * dense)
-            (b + 32 + 4 * dense).copyMemory(from: p.words, byteCount: 4 * words)
+            b.storeBytes(of: UInt64(p.layout.total).littleEndian, toByteOffset: 8, as: UInt64.self)
+            b.storeBytes(of: UInt64(p.config.wordVocab * p.config.wordDim).littleEndian, toByteOffset: 16, as: UInt64.self)
+            var at = 32
+            for (src, n) in zip(arrays, sizes) {
+                (b + at).copyMemory(from: src, byteCount: 4 * n)
+                at += 4 * n
+            }
         }
         return d
     }
 
-    /// Restores the weight average a checkpoint kept.
-    static func readAverage(_ dir: String, into p: Parameters) throws {
-        let path = dir + "/average.bin"
+    /// Reads what `blob` wrote into `arrays`; a file of another size or without the magic is exit 65.
+    static func restore(_ path: String, into arrays: [UnsafeMutablePointer<Float>], of p: Parameters) throws {
+        let sizes = counts(arrays, of: p)
         let f = try MappedFile(path)
-        let dense = p.layout.total, words = p.config.wordVocab * p.config.wordDim
-        guard f.size == 32 + 4 * (dense + words), UInt32(littleEndian: f.base.loadUnaligned(as: UInt32.self)) == magic else {
+        guard f.size == 32 + 4 * sizes.reduce(0, +), UInt32(littleEndian: f.base.loadUnaligned(as: UInt32.self)) == magic else {
             throw ToolError.data("\(path): corrupt or truncated checkpoint")
         }
-        UnsafeMutableRawPointer(p.dense).copyMemory(from: f.base + 32, byteCount: 4 * dense)
-        UnsafeMutableRawPointer(p.words).copyMemory(from: f.base + 32 + 4 * dense, byteCount: 4 * words)
+        var at = 32
+        for (dst, n) in zip(arrays, sizes) {
+            UnsafeMutableRawPointer(dst).copyMemory(from: f.base + at, byteCount: 4 * n)
+            at += 4 * n
+        }
+    }
+
+    /// Restores the weight average a checkpoint kept.
+    static func readAverage(_ dir: String, into p: Parameters) throws {
+        try restore(dir + "/average.bin", into: weights(p), of: p)
     }
 
     static func readHistory(_ path: String, upTo epoch: Int) -> [JSON] {

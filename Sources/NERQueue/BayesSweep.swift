@@ -79,7 +79,7 @@ public struct BayesSweep {
         guard let row = try registry.sweep(sweepId) else {
             throw ToolError.noInput("no sweep \(clipped(sweepId)) in \(queue.home.registry) (a bayes sweep's id, as ner-queue --sweep printed it)")
         }
-        let plan = try Plan(row)
+        let stored = try Plan(row), plan = stored.bayes
         let trials = try registry.sweepTrials(sweepId)
         var progress = Progress(sweepId: sweepId, made: trials.count, total: plan.trials, metric: plan.metric)
 
@@ -119,8 +119,8 @@ public struct BayesSweep {
             var rows: [SweepTrialRow] = []
             for (i, point) in points.enumerated() {
                 let n = trials.count + i + 1
-                let record = try trialRecord(base: plan.base, point: point, sweepId: sweepId, trial: n,
-                                             context: "sweep \(sweepId): trial \(n)", folder: plan.folder)
+                let record = try trialRecord(base: stored.base, point: point, sweepId: sweepId, trial: n,
+                                             context: "sweep \(sweepId): trial \(n)", folder: stored.folder)
                 rows.append(SweepTrialRow(sweepId: sweepId, trial: n, jobId: record["job_id"]?.stringValue ?? "",
                                           params: .object(point), record: record))
             }
@@ -184,41 +184,26 @@ public struct BayesSweep {
 
     /// Steps of any sweep hold `spool/sweeps.lock`, so two never make the same trial.
     func withLock<T>(_ body: () throws -> T) throws -> T {
-        let path = queue.spool.root + "/sweeps.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ToolError.failure("\(path): \(errnoString())") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw ToolError.failure("cannot lock \(path): \(errnoString())") }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        try withFileLock(queue.spool.root + "/sweeps.lock", body)
     }
 
-    /// A sweep as the registry keeps it.
+    /// A sweep as the registry keeps it: the spec `start` stored, read back as ner-queue read it,
+    /// and the folder its relative paths are read against.
     struct Plan {
         var base: [String: JSON]
         var folder: String?
-        var space: SearchSpace
-        var trials, parallel, seed: Int
-        var metric: String
-        var maximize: Bool
+        var bayes: Sweep.BayesPlan
 
         init(_ row: SweepRow) throws {
-            let s = row.spec
-            func bad(_ m: String) -> ToolError { ToolError.data("sweep \(row.sweepId) in the registry: \(m)") }
-            guard row.method == "bayes", let space = s["space"]?.objectValue, let trials = s["trials"]?.intValue,
-                  let parallel = s["parallel"]?.intValue, let seed = s["seed"]?.intValue else {
-                throw bad("not a bayes sweep this version can read")
+            guard row.method == "bayes", var spec = row.spec.objectValue else {
+                throw ToolError.data("sweep \(row.sweepId) in the registry: not a bayes sweep this version can read")
             }
-            base = s["base"]?.objectValue ?? [:]
-            folder = s["folder"]?.stringValue
-            self.space = try SearchSpace(space, field: "space", bad: bad)
-            self.trials = trials
-            self.parallel = parallel
-            self.seed = seed
-            metric = s["metric"]?.stringValue ?? "dev.f1"
-            maximize = s["goal"]?.stringValue != "minimize"
+            folder = spec.removeValue(forKey: "folder")?.stringValue
+            let file = spec.removeValue(forKey: "file")?.stringValue ?? "sweep \(row.sweepId)"
+            spec["method"] = "bayes"
+            let sweep = try Sweep(.object(spec), defaults: [:], file: file, maxTrials: .max)
+            base = sweep.base
+            bayes = sweep.bayes!
         }
     }
 }

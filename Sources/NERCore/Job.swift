@@ -59,7 +59,16 @@ public struct JobSpec: Codable, Equatable, Sendable {
     /// Weight averaging: a moving average of the weights at each epoch's end, over about this many
     /// epochs, scored on dev beside the weights themselves (0: off). Unset: from the training set's size.
     public var weightAverage: Int? = nil
+    /// Replay: a CoNLL file (usually the parent's training data) of which `replaySentences` sentences,
+    /// drawn afresh each epoch, are trained on beside `train`, so that fine-tuning on a little data
+    /// does not forget what the parent knew (docs/engine.md, "Warm start").
+    public var replay: String? = nil
+    /// Unset: `replayRatio` times the training set's size, at most all of `replay`.
+    public var replaySentences: Int? = nil
     public var resources: Resources = Resources()
+
+    /// Replayed sentences per training sentence when `replay_sentences` is unset.
+    public static let replayRatio = 2
 
     /// The default learning rate of a warm start (`init_from` without `learning_rate`): half the
     /// usual, so the first updates do not wash out what the parent learned.
@@ -72,6 +81,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
         public var batchSize: Int
         public var learningRate: Double
         public var weightAverage: Int
+        /// Replayed sentences per epoch (0 without `replay`), known once the replay file is read.
+        public var replaySentences = 0
     }
     /// Training sets of fewer sentences get `smallDataDefaults`.
     public static let smallData = 5_000
@@ -93,7 +104,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         case train, dev, test, epochs, optimizer, dropout, embeddings, seed, device, threads, patience, resources
         case batchSize = "batch_size", learningRate = "learning_rate", hiddenSize = "hidden_size"
         case wordDim = "word_dim", charDim = "char_dim", initFrom = "init_from", freezeEpochs = "freeze_epochs"
-        case weightAverage = "weight_average"
+        case weightAverage = "weight_average", replay, replaySentences = "replay_sentences"
     }
 
     public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -109,6 +120,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         freezeEpochs = try c.decodeIfPresent(Int.self, forKey: .freezeEpochs) ?? d.freezeEpochs
         weightAverage = try c.decodeIfPresent(Int.self, forKey: .weightAverage)
+        replay = try c.decodeIfPresent(String.self, forKey: .replay)
+        replaySentences = try c.decodeIfPresent(Int.self, forKey: .replaySentences)
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
         optimizer = try c.decodeIfPresent(String.self, forKey: .optimizer) ?? d.optimizer
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
@@ -130,6 +143,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         dev = dev.map { absolute($0, relativeTo: base) }
         test = test.map { absolute($0, relativeTo: base) }
         if embeddings != "none" { embeddings = absolute(embeddings, relativeTo: base) }
+        replay = replay.map { absolute($0, relativeTo: base) }
         // A model folder or tarball given by a relative path; a registry name stays as it is.
         if let initFrom, fileExists(absolute(initFrom, relativeTo: base)) { self.initFrom = absolute(initFrom, relativeTo: base) }
     }
@@ -142,7 +156,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
             return ToolError.usage(m)
         }
         if train.isEmpty { throw bad("spec.train is required (a CoNLL file)") }
-        let files = [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings == "none" ? nil : embeddings)]
+        let files = [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings == "none" ? nil : embeddings),
+                     ("replay", replay)]
         for (field, path) in files {
             guard let path else { continue }
             // A NUL ends the path for open(2), so the file read would not be the one recorded.
@@ -166,6 +181,10 @@ public struct JobSpec: Codable, Equatable, Sendable {
         if freezeEpochs < 0 || freezeEpochs > epochs { throw bad("freeze_epochs must be between 0 and epochs (\(epochs)), got \(freezeEpochs)") }
         if let weightAverage, weightAverage < 0 || weightAverage > 1000 { throw bad("weight_average must be between 0 and 1000 epochs, got \(weightAverage)") }
         if freezeEpochs > 0 && initFrom == nil { throw bad("freeze_epochs needs init_from (a model to start from)") }
+        if let replaySentences {
+            if replay == nil { throw bad("replay_sentences needs replay (a CoNLL file to draw them from)") }
+            if replaySentences < 1 || replaySentences > 10_000_000 { throw bad("replay_sentences must be between 1 and 10000000, got \(replaySentences)") }
+        }
         if resources.gpus < 0 || resources.cpus < 1 { throw bad("resources: gpus must be >= 0 and cpus >= 1") }
         do { _ = try TimeLimit.seconds(resources.time) } catch let e as ToolError { throw bad("resources.\(e.message)") }
     }

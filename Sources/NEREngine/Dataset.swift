@@ -16,6 +16,10 @@ struct Dataset {
     var pretrainedRows: [(source: Int, row: Int)]
     var singletons: [Bool]
     var train: [EncodedSentence]
+    /// The replay file's sentences, its entity types outside `tagSet` read as O (empty without replay).
+    var replay: [EncodedSentence]
+    /// Entity types of the replay file that the training data lacks.
+    var replayDroppedTypes: [String]
     var dev: [Sentence]?
     var test: [Sentence]?
     var encoder: Encoder
@@ -34,6 +38,7 @@ struct Dataset {
         let train = try read(spec.train, role: "train")
         let dev = try spec.dev.map { try read($0, role: "dev") }
         let test = try spec.test.map { try read($0, role: "test") }
+        let replay = try spec.replay.map { try read($0, role: "replay") } ?? []
         let pretrained = spec.embeddings == "none" ? nil : try PretrainedVectors.read(spec.embeddings)
         if let parent, let pretrained, pretrained.dim != parent.manifest.config.wordDim {
             throw ToolError.data("\(spec.embeddings): vectors of \(pretrained.dim) dimensions, but the model in init_from "
@@ -43,8 +48,10 @@ struct Dataset {
         let bioes = train.map { Tags.toBIOES($0.tags) }
         var tagSet = TagSet(types: TagSet.types(in: train.map(\.tags)))
 
+        // Replayed sentences are training data too: their words and characters get rows.
+        let trained = train + replay
         var charCounts: [Unicode.Scalar: Int] = [:]
-        for s in train { for t in s.tokens { for c in t.unicodeScalars { charCounts[c, default: 0] += 1 } } }
+        for s in trained { for t in s.tokens { for c in t.unicodeScalars { charCounts[c, default: 0] += 1 } } }
         var chars = parent?.manifest.chars ?? []
         let known = Set(chars)
         chars += charCounts.filter { !known.contains($0.key) }
@@ -70,7 +77,7 @@ struct Dataset {
             }
         }
         var counts: [Int] = Array(repeating: 0, count: vocab.count)
-        for s in train {
+        for s in trained {
             for t in s.tokens {
                 let key = Encoder.wordKey(t)
                 let id: Int32
@@ -97,9 +104,26 @@ struct Dataset {
             tagSet.allow(tagIds.map { Int($0) })
             encoded.append(encoder.encode(s.tokens, tags: tagIds))
         }
+        let knownTypes = Set(tagSet.types)
+        var dropped = Set<String>()
+        var replayed: [EncodedSentence] = []
+        replayed.reserveCapacity(replay.count)
+        for s in replay {
+            let kept = s.tags.map { tag -> String in
+                guard tag != "O" else { return tag }
+                let type = String(tag.dropFirst(2))
+                if knownTypes.contains(type) { return tag }
+                dropped.insert(type)
+                return "O"
+            }
+            let tagIds = Tags.toBIOES(kept).map { Int32(tagSet.index[$0] ?? 0) }
+            tagSet.allow(tagIds.map { Int($0) })
+            replayed.append(encoder.encode(s.tokens, tags: tagIds))
+        }
         return Dataset(tagSet: tagSet, chars: chars, words: bytes, wordCount: vocab.count,
                        wordDim: parent?.manifest.config.wordDim ?? pretrained?.dim ?? spec.wordDim, pretrained: pretrained, pretrainedRows: pretrainedRows,
-                       singletons: counts.map { $0 == 1 }, train: encoded, dev: dev, test: test, encoder: encoder,
+                       singletons: counts.map { $0 == 1 }, train: encoded, replay: replayed,
+                       replayDroppedTypes: dropped.sorted(), dev: dev, test: test, encoder: encoder,
                        trainTokens: train.reduce(0) { $0 + $1.tokens.count })
     }
 

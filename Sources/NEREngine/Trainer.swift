@@ -144,7 +144,14 @@ public enum Trainer {
         }
         let parent = try o.initFrom.map { try WarmStart.Parent(directory: $0) }
         let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars, parent: parent)
-        let settings = spec.settings(trainingSentences: data.train.count)
+        var settings = spec.settings(trainingSentences: data.train.count)
+        if !data.replay.isEmpty {
+            settings.replaySentences = min(spec.replaySentences ?? JobSpec.replayRatio * data.train.count, data.replay.count)
+        }
+        // Tokens seen per epoch: the training set and, on average, the replayed sentences.
+        let replayTokens = data.replay.reduce(0) { $0 + $1.count }
+        let epochTokens = data.trainTokens + (data.replay.isEmpty ? 0 : replayTokens * settings.replaySentences / data.replay.count)
+        let pool = data.train + data.replay
         let config = parent.map {
             WarmStart.config(of: $0, charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
         } ?? ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,
@@ -187,6 +194,10 @@ public enum Trainer {
         bar.note("training \(o.name) into \(out): \(data.train.count) sentences, \(data.trainTokens) tokens, "
                  + "\(config.wordVocab) words, \(data.tagSet.types.count) entity types, "
                  + (device == .cuda ? "on \(try CUDARuntime.shared().deviceName)" : "\(threads) threads"))
+        if let replay = spec.replay {
+            bar.note("replaying \(settings.replaySentences) of the \(data.replay.count) sentences of \(replay) each epoch"
+                     + (data.replayDroppedTypes.isEmpty ? "" : "; its \(data.replayDroppedTypes.joined(separator: ", ")) read as O"))
+        }
 
         let backend: TrainingBackend = device == .cuda
             ? try CUDATrainingBackend(params: params, optimizer: opt, tagSet: data.tagSet, dropout: Float(spec.dropout), seed: spec.seed)
@@ -200,9 +211,18 @@ public enum Trainer {
             let epoch = state.epoch
             let started = Date()
             var order = Array(data.train.indices)
+            if settings.replaySentences > 0 {
+                // A fresh draw each epoch (a partial Fisher-Yates shuffle), the same on --resume.
+                var draw = SeededRandom(seed: spec.seed, stream: 3, UInt64(epoch))
+                var replayed = Array(data.replay.indices)
+                for i in 0..<settings.replaySentences {
+                    replayed.swapAt(i, i + Int(draw.next() % UInt64(replayed.count - i)))
+                }
+                order += replayed[..<settings.replaySentences].map { data.train.count + $0 }
+            }
             var shuffle = SeededRandom(seed: spec.seed, stream: 1, UInt64(epoch))
             order.shuffle(using: &shuffle)
-            var batches = Tagger.batches(lengths: order.map { data.train[$0].count }, size: settings.batchSize)
+            var batches = Tagger.batches(lengths: order.map { pool[$0].count }, size: settings.batchSize)
                 .map { $0.map { order[$0] } }
             batches.shuffle(using: &shuffle)
             let lr = Float(settings.learningRate) / (1 + lrDecay * Float(epoch))
@@ -211,7 +231,7 @@ public enum Trainer {
             for (bi, batch) in batches.enumerated() {
                 var unk = SeededRandom(seed: spec.seed, stream: 2, UInt64(epoch), UInt64(bi))
                 let sentences: [EncodedSentence] = batch.map { i in
-                    var s = data.train[i]
+                    var s = pool[i]
                     for t in 0..<s.count where data.singletons[Int(s.words[t])] && unk.unit() < 0.5 { s.words[t] = 0 }
                     return s
                 }
@@ -255,7 +275,7 @@ public enum Trainer {
                 try ModelFile.write(manifest, params: params, words: data.words, to: out)
             }
             var line: JSON = ["epoch": .int(Int64(epoch + 1)), "loss": .double(lossSum / Double(max(1, tokens))),
-                              "seconds": .double(seconds), "tokens_per_second": .double(Double(data.trainTokens) / seconds),
+                              "seconds": .double(seconds), "tokens_per_second": .double(Double(epochTokens) / seconds),
                               "learning_rate": .double(Double(lr)), "time": .string(Timestamp.now())]
             if let devF1 { line["dev_f1"] = .double(devF1) }
             if let averageF1 { line["dev_f1_average"] = .double(averageF1) }
@@ -264,7 +284,7 @@ public enum Trainer {
             state.averaged = average == nil ? nil : averaged
             try Checkpoint.write(ckptDir, state: state, params: params, optimizer: opt, average: average)
             bar.epochDone(epoch: epoch, loss: lossSum / Double(max(1, tokens)), devF1: devF1, bestF1: state.bestF1,
-                          bestEpoch: state.bestEpoch, seconds: seconds, tokensPerSecond: Double(data.trainTokens) / seconds,
+                          bestEpoch: state.bestEpoch, seconds: seconds, tokensPerSecond: Double(epochTokens) / seconds,
                           meanEpochSeconds: state.trainSeconds / Double(state.epoch))
         }
 
@@ -273,7 +293,7 @@ public enum Trainer {
         var metrics: JSON = [
             "epochs_run": .int(Int64(state.epoch)), "best_epoch": .int(Int64(state.bestEpoch)),
             "train_seconds": .double((state.trainSeconds * 10).rounded() / 10),
-            "tokens_per_second": .double((Double(data.trainTokens * state.epoch) / max(state.trainSeconds, 1e-9)).rounded()),
+            "tokens_per_second": .double((Double(epochTokens * state.epoch) / max(state.trainSeconds, 1e-9)).rounded()),
         ]
         if let dev = data.dev { metrics["dev"] = evaluate(best, dev, threads: threads).json }
         if let test = data.test { metrics["test"] = evaluate(best, test, threads: threads).json }
@@ -284,9 +304,10 @@ public enum Trainer {
 
     static func evaluate(_ tagger: Tagger, _ sentences: [Sentence], threads: Int) -> Scores {
         let encoded = sentences.map { tagger.encoder.encode($0.tokens) }
-        let (ids, _) = tagger.decode(encoded, threads: threads)
+        let (ids, scores) = tagger.decode(encoded, threads: threads)
         let names = tagger.tagSet.tags
-        let predicted = ids.map { Tags.fromBIOES($0.map { names[Int($0)] }) }
+        var predicted = ids.map { Tags.fromBIOES($0.map { names[Int($0)] }) }
+        DocumentConsistency.harmonize(sentences, predicted: &predicted, scores: scores)
         return Evaluation.score(gold: sentences.map(\.tags), predicted: predicted)
     }
 }

@@ -144,22 +144,36 @@ public struct BatchInference {
         var counts = EvaluationCounts()
         var total = 0
         var failure: ToolError?
+        // A batch ends at a document's end, so that each document is harmonized whole
+        // (DocumentConsistency); a document longer than `documentCap` sentences is harmonized in parts.
+        let documentCap = max(8 * linesPerBatch, 10_000)
+        var carried: Sentence?
         while failure == nil {
-            var batch: [Sentence] = []
+            var batch: [Sentence] = carried.map { [$0] } ?? []
+            carried = nil
             do {
-                while batch.count < linesPerBatch, let s = try sentences.next() { batch.append(s) }
+                while let s = try sentences.next() {
+                    if batch.count >= linesPerBatch && (s.document == nil || s.document != batch.last?.document
+                                                        || batch.count >= documentCap) {
+                        carried = s
+                        break
+                    }
+                    batch.append(s)
+                }
             } catch let e as ToolError {
                 failure = e
             }
             if batch.isEmpty { break }
             total += batch.count
-            let predicted = tagger.predictions(batch.map(\.tokens))
+            let raw = tagger.predictions(batch.map(\.tokens))
+            var predicted = raw.map(\.tags)
+            DocumentConsistency.harmonize(batch, predicted: &predicted, scores: raw.map(\.scores))
             if eval {
-                for (s, p) in zip(batch, predicted) { counts.add(gold: s.tags, predicted: p.tags) }
+                for (s, p) in zip(batch, predicted) { counts.add(gold: s.tags, predicted: p) }
             } else {
                 var out = ""
                 for (s, p) in zip(batch, predicted) {
-                    for i in s.tokens.indices { out += "\(s.tokens[i]) \(s.tags[i]) \(p.tags[i])\n" }
+                    for i in s.tokens.indices { out += "\(s.tokens[i]) \(s.tags[i]) \(p[i])\n" }
                     out += "\n"
                 }
                 Output.write(Data(out.utf8))

@@ -11,10 +11,14 @@ public enum TagScheme: String, Sendable, CaseIterable {
 public struct Sentence: Sendable, Equatable {
     public var tokens: [String]
     public var tags: [String]
+    /// Which document of the file it belongs to, counting `-DOCSTART-` lines from 0; nil before the
+    /// first one (a file without them is a list of unrelated sentences).
+    public var document: Int?
 
-    public init(tokens: [String], tags: [String]) {
+    public init(tokens: [String], tags: [String], document: Int? = nil) {
         self.tokens = tokens
         self.tags = tags
+        self.document = document
     }
 }
 
@@ -41,6 +45,9 @@ public struct CoNLLReader {
     public let lines: LineReader
     public let scheme: TagScheme
     private var columns: Int?
+    private var document: Int?
+    /// A `-DOCSTART-` line ended the last sentence: the next one starts a document.
+    private var documentStarts = false
 
     public init(_ lines: LineReader, scheme: TagScheme = .auto) {
         self.lines = lines
@@ -51,6 +58,10 @@ public struct CoNLLReader {
     public mutating func next() throws -> Sentence? {
         var tokens: [String] = []
         var tags: [String] = []
+        if documentStarts {
+            document = (document ?? -1) + 1
+            documentStarts = false
+        }
         while let raw = lines.nextBytes() {
             if raw.contains(where: { $0 >= 0x80 }) && String(validating: raw, as: UTF8.self) == nil {
                 throw ToolError.data(lines.name, line: lines.lineNumber, "invalid UTF-8")
@@ -68,7 +79,11 @@ public struct CoNLLReader {
                 break
             }
             if fields[0].elementsEqual("-DOCSTART-".utf8) {
-                if tokens.isEmpty { continue }
+                if tokens.isEmpty {
+                    document = (document ?? -1) + 1
+                    continue
+                }
+                documentStarts = true
                 break
             }
             let token = String(decoding: fields[0], as: UTF8.self)
@@ -91,7 +106,7 @@ public struct CoNLLReader {
             tags.append(tag)
         }
         if tokens.isEmpty { return nil }
-        return Sentence(tokens: tokens, tags: Tags.toBIO(tags))
+        return Sentence(tokens: tokens, tags: Tags.toBIO(tags), document: document)
     }
 
     static func isValid(_ tag: String, _ scheme: TagScheme) -> Bool {

@@ -102,12 +102,17 @@ extension Entities {
         precondition(predictions.count == sentences.reduce(0) { $0 + $1.count }, "one prediction per sentence")
         var next = 0
         return zip(texts, sentences).map { text, sentences in
+            let own = predictions[next..<(next + sentences.count)]
+            next += sentences.count
+            // Each text is one document: a name it repeats gets one type (DocumentConsistency).
+            var tags = own.map(\.tags)
+            if sentences.count > 1 {
+                DocumentConsistency.harmonize(tokens: sentences.map { $0.map(\.text) }, tags: &tags, scores: own.map(\.scores))
+            }
             var found: [Entity] = []
             var walker = ScalarWalker(text)
-            for tokens in sentences {
-                let p = predictions[next]
-                next += 1
-                found += extract(tokens: tokens, tags: p.tags, scores: p.scores, walker: &walker)
+            for (i, tokens) in sentences.enumerated() {
+                found += extract(tokens: tokens, tags: tags[i], scores: own[own.startIndex + i].scores, walker: &walker)
             }
             return found
         }

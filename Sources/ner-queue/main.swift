@@ -20,7 +20,9 @@ let specDefaults: String = {
         + "embeddings (\(d.embeddings), or a word2vec/GloVe text file), seed (\(d.seed)), device (\(d.device): cpu|cuda), "
         + "threads (\(d.threads); 0 = all cores), patience (\(d.patience)), init_from (a model to start from; "
         + "learning_rate \(JobSpec.warmStartLearningRate) then), freeze_epochs (\(d.freezeEpochs)), "
-        + "weight_average (\(large.weightAverage): off; \(small.weightAverage) under \(JobSpec.smallData) sentences), resources {gpus (\(d.resources.gpus)), "
+        + "weight_average (\(large.weightAverage): off; \(small.weightAverage) under \(JobSpec.smallData) sentences), "
+        + "replay (a CoNLL file, usually the parent's training data, drawn from each epoch), "
+        + "replay_sentences (\(JobSpec.replayRatio) per training sentence), resources {gpus (\(d.resources.gpus)), "
         + "cpus (\(d.resources.cpus)), mem (\(d.resources.mem)), time (\(d.resources.time)), partition}."
 }()
 
@@ -143,6 +145,9 @@ struct Queue: ParsableCommand {
     @Option(help: ArgumentHelp("Warm start: train from this model's weights (anything --model of ner-infer takes).",
                                valueName: "MODEL")) var initFrom: String?
     @Option(help: "With --init-from: epochs that train only the output layer and the CRF.") var freezeEpochs: Int?
+    @Option(help: ArgumentHelp("Also train on sentences drawn each epoch from this CoNLL file, usually the --init-from model's training data.",
+                               valueName: "FILE")) var replay: String?
+    @Option(help: ArgumentHelp("With --replay: sentences drawn from it each epoch.", valueName: "N")) var replaySentences: Int?
     @Option(help: "Scheduler: GPUs per job.") var gpus: Int?
     @Option(help: "Scheduler: CPUs per job.") var cpus: Int?
     @Option(help: "Scheduler: memory per job (e.g. 8G).") var mem: String?
@@ -215,7 +220,7 @@ struct Queue: ParsableCommand {
         if let name { o["name"] = .string(name) }
         if let priority { o["priority"] = .int(Int64(priority)) }
         // Flag paths are the working directory's, also under a sweep file whose own are its folder's.
-        for (k, v) in [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings)] {
+        for (k, v) in [("train", train), ("dev", dev), ("test", test), ("embeddings", embeddings), ("replay", replay)] {
             if let v { o[k] = .string(v == "none" ? v : absolute(v)) }
         }
         if let initFrom { o["init_from"] = .string(fileExists(initFrom) ? absolute(initFrom) : initFrom) }
@@ -224,7 +229,7 @@ struct Queue: ParsableCommand {
         }
         for (k, v) in [("epochs", epochs), ("batch_size", batchSize), ("hidden_size", hiddenSize),
                        ("word_dim", wordDim), ("char_dim", charDim), ("seed", seed), ("threads", threads),
-                       ("patience", patience), ("freeze_epochs", freezeEpochs)] {
+                       ("patience", patience), ("freeze_epochs", freezeEpochs), ("replay_sentences", replaySentences)] {
             if let v { o[k] = .int(Int64(v)) }
         }
         if let learningRate { o["learning_rate"] = .double(learningRate) }

@@ -89,6 +89,16 @@ struct Tool: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --init-from: epochs that train only the output layer and the CRF (default: 0).", valueName: "N"))
     var freezeEpochs: Int?
 
+    @Option(name: .long, help: ArgumentHelp("""
+        Train on sentences of this CoNLL file too, usually the --init-from model's own training \
+        data, drawn afresh each epoch, so a fine-tune on little data keeps what the parent knew. \
+        Entity types the training data lacks are read as O. Overrides spec.replay.
+        """, valueName: "FILE"))
+    var replay: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --replay: sentences drawn from it each epoch (default: \(JobSpec.replayRatio) per training sentence, at most all of it).", valueName: "N"))
+    var replaySentences: Int?
+
     @Option(name: .long, help: ArgumentHelp("\(deviceHelp) Default: the job's, else \(JobSpec().device).", valueName: "DEVICE"))
     var device: String?
 
@@ -166,6 +176,8 @@ struct Tool: ParsableCommand {
         if let patience { spec.patience = patience }
         if let initFrom { spec.initFrom = initFrom }
         if let freezeEpochs { spec.freezeEpochs = freezeEpochs }
+        if let replay { spec.replay = replay }
+        if let replaySentences { spec.replaySentences = replaySentences }
         if let device { spec.device = device }
         try spec.validate(context: context)
         let modelName = name ?? input["name"]?.stringValue ?? "model"
@@ -198,6 +210,7 @@ struct Tool: ParsableCommand {
         spec.batchSize = outcome.settings.batchSize
         spec.learningRate = outcome.settings.learningRate
         spec.weightAverage = outcome.settings.weightAverage
+        if spec.replay != nil { spec.replaySentences = outcome.settings.replaySentences }
         for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }
         var out = input
         out["spec"] = .object(specJSON)

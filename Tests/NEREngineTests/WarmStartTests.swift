@@ -121,3 +121,67 @@ import TestSupport
         #expect(try history(0).allSatisfy { $0["dev_f1_average"] == nil })
     }
 }
+
+/// Replay (`replay`, `replay_sentences`, docs/records.md): sentences of another file, drawn afresh
+/// each epoch, trained on beside the training set.
+@Suite struct ReplayTests {
+    func trainRecord(_ dir: TempDir, _ name: String, train: String, dev: String, epochs: Int, _ extra: [String: JSON]) throws -> RunResult {
+        var record = try JSON.parse(Synthetic.job(train: train, dev: dev, epochs: epochs))
+        var spec = try #require(record["spec"]?.objectValue)
+        for (k, v) in extra { spec[k] = v }
+        spec["learning_rate"] = 0.004
+        record["spec"] = .object(spec)
+        return try run("ner-train", ["--output", dir.file(name)], stdin: record.compactString + "\n")
+    }
+
+    /// Ten sentences teach little; the same ten with 150 replayed ones teach much more, so the
+    /// replayed sentences are trained on. Types the training data lacks are read as O.
+    @Test func replayedSentencesAreTrainedOnAndForeignTypesDropped() throws {
+        let dir = TempDir("replay"); defer { dir.remove() }
+        let corpus = Synthetic.corpus(160, seed: 1)
+        let sentences = corpus.split(separator: "\n\n", omittingEmptySubsequences: true)
+        let few = dir.write("few.txt", sentences.prefix(10).joined(separator: "\n\n") + "\n")
+        let many = dir.write("many.txt", sentences.dropFirst(10).joined(separator: "\n\n") + "\n")
+        let dev = dir.write("dev.txt", Synthetic.corpus(40, seed: 2))
+        let alone = try trainRecord(dir, "alone", train: few, dev: dev, epochs: 4, [:])
+        let replayed = try trainRecord(dir, "replayed", train: few, dev: dev, epochs: 4, ["replay": .string(many), "replay_sentences": 150])
+        try #require(alone.status == 0 && replayed.status == 0, "\(alone.stderr)\n\(replayed.stderr)")
+        let a = try JSON.parse(try #require(alone.lines.first)), r = try JSON.parse(try #require(replayed.lines.first))
+        let fa = a["metrics"]?["dev"]?["f1"]?.doubleValue ?? 1, fr = r["metrics"]?["dev"]?["f1"]?.doubleValue ?? 0
+        #expect(fr >= 0.75 && fr > fa + 0.3, "alone \(fa), with replay \(fr)")
+        #expect(r["spec"]?["replay_sentences"] == 150)
+        #expect(replayed.stderr.contains("replaying 150 of the 150 sentences of \(many) each epoch"), "\(replayed.stderr)")
+
+        // Without ORG in the training data, the replayed ORG tags are read as O: no ORG is learned.
+        let noOrg = dir.write("few-no-org.txt", WarmStartTests.without("ORG", try String(contentsOfFile: few, encoding: .utf8)))
+        let dropped = try trainRecord(dir, "dropped", train: noOrg, dev: dev, epochs: 4, ["replay": .string(many), "replay_sentences": 150])
+        try #require(dropped.status == 0, "\(dropped.stderr)")
+        let d = try JSON.parse(try #require(dropped.lines.first))
+        let org = d["metrics"]?["dev"]?["per_type"]?["ORG"]
+        #expect(org?["support"]?.intValue ?? 0 > 0 && org?["precision"]?.doubleValue == 0 && org?["recall"]?.doubleValue == 0, "\(String(describing: org))")
+        #expect(d["metrics"]?["dev"]?["predicted_count"]?.intValue ?? 0 > 0)
+        #expect(dropped.stderr.contains("its ORG read as O"), "\(dropped.stderr)")
+        // Unset, replay_sentences is twice the training set (20 here), at most the whole file.
+        let unset = try trainRecord(dir, "unset", train: noOrg, dev: dev, epochs: 1, ["replay": .string(many)])
+        try #require(unset.status == 0, "\(unset.stderr)")
+        #expect(try JSON.parse(try #require(unset.lines.first))["spec"]?["replay_sentences"] == 20)
+    }
+
+    @Test func badReplaySettingsAreRefused() throws {
+        let dir = TempDir("replay-bad"); defer { dir.remove() }
+        let train = dir.write("train.txt", Synthetic.corpus(10, seed: 1))
+        let bad = dir.write("bad.txt", "Alice B-PER\nParis B-LOC extra\n")
+        let cases: [([String: JSON], Int32, String)] = [
+            (["replay_sentences": 5], 65, "replay_sentences needs replay"),
+            (["replay": .string(dir.file("missing.txt"))], 66, "replay file"),
+            (["replay": .string(train), "replay_sentences": 0], 65, "replay_sentences must be between 1"),
+            (["replay": .string(bad)], 65, "bad.txt:2: expected 2 columns, found 3"),
+        ]
+        for (i, (extra, status, message)) in cases.enumerated() {
+            let r = try trainRecord(dir, "m\(i)", train: train, dev: train, epochs: 1, extra)
+            #expect(r.status == status, "\(extra): \(r.stderr)")
+            #expect(r.stderr.contains(message), "\(extra): \(r.stderr)")
+            #expect(!fileExists(dir.file("m\(i)")))
+        }
+    }
+}

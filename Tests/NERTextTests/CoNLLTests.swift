@@ -37,10 +37,18 @@ import Testing
             + "and CC O O\r\nBerlin NNP I-NP I-LOC\r\n"
         let s = try read(text)
         #expect(s == [
-            Sentence(tokens: ["EU", "rejects", "German", "call"], tags: ["B-ORG", "O", "B-MISC", "O"]),
-            Sentence(tokens: ["Peter", "Blackburn"], tags: ["B-PER", "I-PER"]),
-            Sentence(tokens: ["In", "Paris", "Lyon", "and", "Berlin"], tags: ["O", "B-LOC", "B-LOC", "O", "B-LOC"]),
+            Sentence(tokens: ["EU", "rejects", "German", "call"], tags: ["B-ORG", "O", "B-MISC", "O"], document: 0),
+            Sentence(tokens: ["Peter", "Blackburn"], tags: ["B-PER", "I-PER"], document: 0),
+            Sentence(tokens: ["In", "Paris", "Lyon", "and", "Berlin"], tags: ["O", "B-LOC", "B-LOC", "O", "B-LOC"], document: 1),
         ])
+    }
+
+    /// Sentences before the first -DOCSTART- belong to no document; one that a -DOCSTART- line ends
+    /// (no blank line between) still belongs to the document it started in.
+    @Test func documentNumbersFollowDocstartLines() throws {
+        let s = try read("a O\n\n-DOCSTART- O\nb O\n-DOCSTART- O\n\nc O\n\nd O\n-DOCSTART- O\n-DOCSTART- O\ne O\n")
+        #expect(s.map(\.tokens) == [["a"], ["b"], ["c"], ["d"], ["e"]])
+        #expect(s.map(\.document) == [nil, 0, 1, 1, 3])
     }
 
     @Test func bioTwoColumnsWithTabsPassesThrough() throws {

@@ -38,7 +38,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
     public var epochs: Int = 30
     /// Unset: chosen from the training set's size (`resolveDefaults`).
     public var batchSize: Int? = nil
-    /// Unset: chosen from the training set's size, or `warmStartLearningRate` for a warm start.
+    /// Unset: chosen from the training set's size.
     public var learningRate: Double? = nil
     public var optimizer: String = "adam"
     public var dropout: Double = 0.5
@@ -51,7 +51,8 @@ public struct JobSpec: Codable, Equatable, Sendable {
     public var device: String = "cpu"
     /// 0 means every core.
     public var threads: Int = 0
-    public var patience: Int = 5
+    /// Unset: chosen from the training set's size.
+    public var patience: Int? = nil
     /// Warm start: a model (anything `--model` takes) whose weights training starts from.
     public var initFrom: String? = nil
     /// With `initFrom`: epochs that train only the output layer and the CRF before the rest.
@@ -70,32 +71,29 @@ public struct JobSpec: Codable, Equatable, Sendable {
     /// Replayed sentences per training sentence when `replay_sentences` is unset.
     public static let replayRatio = 2
 
-    /// The default learning rate of a warm start (`init_from` without `learning_rate`): half the
-    /// usual, so the first updates do not wash out what the parent learned.
-    public static let warmStartLearningRate = 0.0005
-
     /// The settings that depend on the training set's size. On small data, small batches give more
-    /// updates per epoch and a weight average steadies dev F1 from epoch to epoch (docs/engine.md,
-    /// "Small data").
+    /// updates per epoch, a weight average steadies dev F1 from epoch to epoch, and a longer
+    /// patience keeps one noisy epoch from ending the run (docs/engine.md, "Small data").
     public struct Settings: Sendable, Equatable {
         public var batchSize: Int
         public var learningRate: Double
         public var weightAverage: Int
+        public var patience: Int
         /// Replayed sentences per epoch (0 without `replay`), known once the replay file is read.
         public var replaySentences = 0
     }
     /// Training sets of fewer sentences get `smallDataDefaults`.
     public static let smallData = 5_000
-    public static let largeDataDefaults = Settings(batchSize: 32, learningRate: 0.001, weightAverage: 0)
-    public static let smallDataDefaults = Settings(batchSize: 8, learningRate: 0.002, weightAverage: 5)
+    public static let largeDataDefaults = Settings(batchSize: 32, learningRate: 0.001, weightAverage: 0, patience: 5)
+    public static let smallDataDefaults = Settings(batchSize: 8, learningRate: 0.002, weightAverage: 5, patience: 15)
 
     /// What this spec trains with on `trainingSentences` sentences: its own settings where given,
-    /// else the defaults for that size (a warm start's learning rate is `warmStartLearningRate`).
+    /// else the defaults for that size. A warm start gets them too: a lower learning rate measured worse.
     public func settings(trainingSentences: Int) -> Settings {
         let d = trainingSentences < JobSpec.smallData ? JobSpec.smallDataDefaults : JobSpec.largeDataDefaults
         return Settings(batchSize: batchSize ?? d.batchSize,
-                        learningRate: learningRate ?? (initFrom == nil ? d.learningRate : JobSpec.warmStartLearningRate),
-                        weightAverage: weightAverage ?? d.weightAverage)
+                        learningRate: learningRate ?? d.learningRate,
+                        weightAverage: weightAverage ?? d.weightAverage, patience: patience ?? d.patience)
     }
 
     public init(train: String = "") { self.train = train }
@@ -132,7 +130,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
         device = try c.decodeIfPresent(String.self, forKey: .device) ?? d.device
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
-        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? d.patience
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience)
         resources = try c.decodeIfPresent(Resources.self, forKey: .resources) ?? d.resources
     }
 
@@ -176,7 +174,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         if charDim < 0 || charDim > 1024 { throw bad("char_dim must be between 0 and 1024, got \(charDim)") }
         if !["cpu", "cuda"].contains(device) { throw bad("device must be cpu or cuda, got \(clipped(device))") }
         if threads < 0 || threads > 1024 { throw bad("threads must be between 0 and 1024, got \(threads)") }
-        if patience < 0 { throw bad("patience must be 0 or more, got \(patience)") }
+        if let patience, patience < 0 || patience > 10_000 { throw bad("patience must be between 0 and 10000, got \(patience)") }
         if let initFrom, initFrom.isEmpty || initFrom.utf8.contains(0) { throw bad("init_from must name a model") }
         if freezeEpochs < 0 || freezeEpochs > epochs { throw bad("freeze_epochs must be between 0 and epochs (\(epochs)), got \(freezeEpochs)") }
         if let weightAverage, weightAverage < 0 || weightAverage > 1000 { throw bad("weight_average must be between 0 and 1000 epochs, got \(weightAverage)") }

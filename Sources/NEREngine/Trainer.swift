@@ -207,7 +207,7 @@ public enum Trainer {
         let averageTagger = average.map { Tagger(params: $0, tagSet: data.tagSet, encoder: data.encoder) }
 
 
-        while state.epoch < spec.epochs && (spec.dev == nil || spec.patience == 0 || state.badEpochs < spec.patience) {
+        while state.epoch < spec.epochs && (spec.dev == nil || settings.patience == 0 || state.badEpochs < settings.patience) {
             let epoch = state.epoch
             let started = Date()
             var order = Array(data.train.indices)

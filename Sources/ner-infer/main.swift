@@ -33,7 +33,13 @@ struct Infer: ParsableCommand {
         json: one JSON object per line with a string field "text"; other fields pass through. \
         Blank lines are skipped.
         conll: CoNLL columns, token first and gold tag last (IOB1, BIO or BIOES), a blank line \
-        between sentences, -DOCSTART- lines skipped. The text is already tokenized.
+        between sentences, -DOCSTART- lines between documents. The text is already tokenized.
+
+        DOCUMENTS
+        A text line, a JSON record's text, or (conll) the sentences between two -DOCSTART- lines \
+        is one document. Within a document, a name tagged with different types gets the type most \
+        of its mentions have (a strict majority of at least two) wherever the tagger was unsure \
+        (confidence under 0.95); spans never change. docs/engine.md explains why.
 
         WRITES (stdout)
         text, json: the line's record with "entities" added, e.g.

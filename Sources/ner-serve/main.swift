@@ -21,7 +21,8 @@ struct Tool: ParsableCommand {
           POST /ner        Content-Type text/plain (or none): the body is the text. Answer: a JSON \
         list of {"text", "tag", "start", "end", "score"}; start/end count Unicode scalars from \
         the start of the body, end exclusive, and "text" is exactly those scalars. Bodies of many \
-        sentences are split and tagged whole. Content-Type application/json: {"text": "..."} \
+        sentences are split and tagged whole, as one document: a name it repeats gets one type \
+        where the tagger was unsure (docs/engine.md). Content-Type application/json: {"text": "..."} \
         gives one list, {"texts": ["...", ...]} a list of lists. The X-Model-Id response header \
         names the model that answered. A "model" field in the JSON body picks a served model other \
         than the default (see MODEL).

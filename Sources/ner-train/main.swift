@@ -30,7 +30,7 @@ struct Tool: ParsableCommand {
         Adam (or SGD) with gradient clipping at norm 5, dropout, a learning rate decaying as lr / (1 + 0.05 * epoch), early stopping after --patience epochs without a better dev F1 (0 turns it off), and a checkpoint after every epoch. On the CPU, results are identical for the same data, seed and thread count. A loss that becomes NaN or infinite stops training with exit 1 and keeps the last good checkpoint. --resume continues from the checkpoint in --output; --epochs is the total, not additional, and the model id stays the same.
 
         WARM START
-        --init-from MODEL (spec.init_from) starts from a trained model's weights: the character model and BiLSTM carry over, words and tags the parent knows keep their rows, new entity types start fresh and types the data lacks are dropped; the network keeps the parent's shape. Without a learning rate it uses \(JobSpec.warmStartLearningRate). --freeze-epochs N trains only the output layer and CRF first. The record gets "warm_start" (carried, new and dropped types) and "parent_id". docs/records.md has the details.
+        --init-from MODEL (spec.init_from) starts from a trained model's weights: the character model and BiLSTM carry over, words and tags the parent knows keep their rows, new entity types start fresh and types the data lacks are dropped; the network keeps the parent's shape. --replay FILE (spec.replay) also trains on sentences drawn each epoch from FILE, usually the parent's training data, so that little data does not wash out what the parent knew. --freeze-epochs N trains only the output layer and CRF first. The record gets "warm_start" (carried, new and dropped types) and "parent_id". docs/records.md has the details.
 
         GPU
         --device cuda (or spec.device "cuda") trains on the first NVIDIA GPU it can see (CUDA_VISIBLE_DEVICES, which Slurm sets for --gres=gpu): the whole batch, its gradients and the optimizer stay on the device, with one copy each way per batch. The driver, cuBLAS and NVRTC are found at run time, and the kernels are compiled for the GPU at start. Dropout masks come from a different generator than on the CPU, so GPU and CPU runs differ bit for bit. Gradients are summed in a fixed order, never with atomic adds, so the sums come out the same way in every run. The model file is the same either way: a model trained on a GPU serves on CPUs and back. --check-device tests a node before a long run.
@@ -74,10 +74,10 @@ struct Tool: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Sentences per batch (default: \(JobSpec.largeDataDefaults.batchSize); \(JobSpec.smallDataDefaults.batchSize) under \(JobSpec.smallData) training sentences).", valueName: "N"))
     var batchSize: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Initial learning rate (default: \(JobSpec.largeDataDefaults.learningRate); \(JobSpec.smallDataDefaults.learningRate) under \(JobSpec.smallData) training sentences; \(JobSpec.warmStartLearningRate) with --init-from).", valueName: "RATE"))
+    @Option(name: .long, help: ArgumentHelp("Initial learning rate (default: \(JobSpec.largeDataDefaults.learningRate); \(JobSpec.smallDataDefaults.learningRate) under \(JobSpec.smallData) training sentences).", valueName: "RATE"))
     var learningRate: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec().patience)).", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Epochs without a better dev F1 before stopping; 0 never stops early (default: \(JobSpec.largeDataDefaults.patience); \(JobSpec.smallDataDefaults.patience) under \(JobSpec.smallData) training sentences).", valueName: "N"))
     var patience: Int?
 
     @Option(name: .long, help: ArgumentHelp("""
@@ -210,6 +210,7 @@ struct Tool: ParsableCommand {
         spec.batchSize = outcome.settings.batchSize
         spec.learningRate = outcome.settings.learningRate
         spec.weightAverage = outcome.settings.weightAverage
+        spec.patience = outcome.settings.patience
         if spec.replay != nil { spec.replaySentences = outcome.settings.replaySentences }
         for (k, v) in (try JSON.from(spec)).objectValue ?? [:] { specJSON[k] = v }
         var out = input

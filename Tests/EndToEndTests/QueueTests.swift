@@ -28,12 +28,11 @@ import Glibc
         #expect(folder.status == 0, "\(folder.stderr)")
         let spec = try JSON.parse(folder.stdout)["spec"]
         #expect(spec?["init_from"]?.stringValue == t.file("parent"))
-        // Left unset, the learning rate is chosen when the job trains: a warm start's lower default.
-        #expect(spec?["learning_rate"] == nil)
-        var parsed = try #require(try spec?.decode(JobSpec.self))
-        #expect(parsed.settings(trainingSentences: 100).learningRate == JobSpec.warmStartLearningRate)
-        parsed.initFrom = nil
-        #expect(parsed.settings(trainingSentences: 100).learningRate == JobSpec.smallDataDefaults.learningRate)
+        // Left unset, the learning rate and patience are chosen from the data's size when the job trains.
+        #expect(spec?["learning_rate"] == nil && spec?["patience"] == nil)
+        let parsed = try #require(try spec?.decode(JobSpec.self))
+        #expect(parsed.settings(trainingSentences: 100) == JobSpec.smallDataDefaults)
+        #expect(parsed.settings(trainingSentences: 10_000) == JobSpec.largeDataDefaults)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).count == 1)
     }
 

@@ -140,29 +140,15 @@ public struct BatchInference {
     }
 
     private func tagCoNLL(_ reader: LineReader, _ tagger: BatchTagger, eval: Bool, log: Logger) throws {
-        var sentences = CoNLLReader(reader)
+        // Batches end where documents end, so that each is harmonized whole; a document longer
+        // than the cap is harmonized in parts.
+        var batches = DocumentBatches(CoNLLReader(reader), size: linesPerBatch, cap: max(8 * linesPerBatch, 10_000))
         var counts = EvaluationCounts()
         var total = 0
         var failure: ToolError?
-        // A batch ends at a document's end, so that each document is harmonized whole
-        // (DocumentConsistency); a document longer than `documentCap` sentences is harmonized in parts.
-        let documentCap = max(8 * linesPerBatch, 10_000)
-        var carried: Sentence?
         while failure == nil {
-            var batch: [Sentence] = carried.map { [$0] } ?? []
-            carried = nil
-            do {
-                while let s = try sentences.next() {
-                    if batch.count >= linesPerBatch && (s.document == nil || s.document != batch.last?.document
-                                                        || batch.count >= documentCap) {
-                        carried = s
-                        break
-                    }
-                    batch.append(s)
-                }
-            } catch let e as ToolError {
-                failure = e
-            }
+            let (batch, error) = batches.next()
+            failure = error
             if batch.isEmpty { break }
             total += batch.count
             let raw = tagger.predictions(batch.map(\.tokens))

@@ -120,3 +120,45 @@ public struct CoNLLReader {
         }
     }
 }
+
+/// A CoNLL stream in batches that end where a document ends, so that each document is harmonized
+/// whole (DocumentConsistency): at least `size` sentences a batch (but the last), more while the
+/// document goes on, up to `cap`; a document longer than that is cut. Sentences outside any
+/// document (before the first `-DOCSTART-`) end a batch anywhere.
+public struct DocumentBatches {
+    private var reader: CoNLLReader
+    public let size: Int
+    public let cap: Int
+    private var carried: Sentence?
+    private var failed = false
+
+    public init(_ reader: CoNLLReader, size: Int, cap: Int) {
+        self.reader = reader
+        self.size = max(1, size)
+        self.cap = max(self.size, cap)
+    }
+
+    /// The next batch, empty at the end of input. A bad line ends the batch there with its error:
+    /// the sentences before it are still in the batch, and the batch after it is empty.
+    public mutating func next() -> (sentences: [Sentence], failure: ToolError?) {
+        if failed { return ([], nil) }
+        var batch: [Sentence] = carried.map { [$0] } ?? []
+        carried = nil
+        do {
+            while let s = try reader.next() {
+                if batch.count >= size && (s.document == nil || s.document != batch.last?.document || batch.count >= cap) {
+                    carried = s
+                    break
+                }
+                batch.append(s)
+            }
+        } catch let e as ToolError {
+            failed = true
+            return (batch, e)
+        } catch {
+            failed = true
+            return (batch, ToolError.data("\(reader.lines.name): \(error)"))
+        }
+        return (batch, nil)
+    }
+}

@@ -34,6 +34,16 @@ import Glibc
         #expect(parsed.settings(trainingSentences: 100) == JobSpec.smallDataDefaults)
         #expect(parsed.settings(trainingSentences: 10_000) == JobSpec.largeDataDefaults)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.file("spool/new"))) ?? []).count == 1)
+        // Replay: a data path like the others, which must exist; replay_sentences needs it.
+        let replayed = try run("ner-queue", ["--home", t.path, "--train", train, "--init-from", t.file("parent"),
+                                             "--replay", train, "--replay-sentences", "500"])
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        let replaySpec = try JSON.parse(replayed.stdout)["spec"]
+        #expect(replaySpec?["replay"]?.stringValue == train && replaySpec?["replay_sentences"] == 500)
+        let noFile = try run("ner-queue", ["--home", t.path, "--train", train, "--replay-sentences", "5"])
+        #expect(noFile.status == 64 && noFile.stderr.contains("replay_sentences needs replay"), "\(noFile.stderr)")
+        let missingReplay = try run("ner-queue", ["--home", t.path, "--train", train, "--replay", t.file("nope.txt")])
+        #expect(missingReplay.status == 66 && missingReplay.stderr.contains("replay file"), "\(missingReplay.stderr)")
     }
 
     @Test func queuesAJobFromFlags() throws {

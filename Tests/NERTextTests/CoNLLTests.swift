@@ -143,4 +143,47 @@ import Testing
         #expect(try reader.next() == Sentence(tokens: ["b"], tags: ["B-PER"]))
         #expect(try reader.next() == nil)
     }
+
+    /// Batches end only where documents end (or at the cap), never inside one, and keep every
+    /// sentence once and in order; a bad line ends the stream after the sentences before it.
+    @Test func documentBatchesNeverSplitADocument() throws {
+        let dir = TempDir("conll"); defer { dir.remove() }
+        // Two loose sentences, then documents of 3, 1, 5 and 2 sentences.
+        var text = "a O\n\nb O\n\n"
+        var expected: [Int?] = [nil, nil]
+        for (d, n) in [3, 1, 5, 2].enumerated() {
+            text += "-DOCSTART- O\n\n"
+            for i in 0..<n { text += "w\(d)x\(i) O\n\n"; expected.append(d) }
+        }
+        let path = dir.write("docs.txt", text)
+        func batches(size: Int, cap: Int) throws -> [[Sentence]] {
+            var b = DocumentBatches(CoNLLReader(try LineReader(path: path)), size: size, cap: cap)
+            var out: [[Sentence]] = []
+            while true {
+                let (batch, failure) = b.next()
+                #expect(failure == nil)
+                if batch.isEmpty { return out }
+                out.append(batch)
+            }
+        }
+        for size in 1...4 {
+            let got = try batches(size: size, cap: 100)
+            #expect(got.flatMap { $0 }.map(\.document) == expected)
+            for (i, batch) in got.enumerated() {
+                if i < got.count - 1 { #expect(batch.count >= size) }
+                // The next batch starts a new document, or a loose sentence.
+                if i + 1 < got.count, let doc = batch.last?.document { #expect(got[i + 1][0].document != doc) }
+            }
+        }
+        #expect(try batches(size: 1, cap: 100).map(\.count) == [1, 1, 3, 1, 5, 2])
+        // The 5-sentence document is cut at a cap of 3.
+        #expect(try batches(size: 1, cap: 3).map(\.count) == [1, 1, 3, 1, 3, 2, 2])
+
+        let bad = dir.write("bad.txt", "-DOCSTART- O\n\nx O\n\ny O\nz O extra\n")
+        var b = DocumentBatches(CoNLLReader(try LineReader(path: bad)), size: 10, cap: 100)
+        let (first, failure) = b.next()
+        #expect(first.map(\.tokens) == [["x"]])
+        #expect(failure?.message.contains("bad.txt:6: expected 2 columns, found 3") == true, "\(String(describing: failure))")
+        #expect(b.next().sentences.isEmpty)
+    }
 }

@@ -100,16 +100,18 @@ enum Synthetic {
         }
     }
 
-    @Test func resumeContinuesExactly() throws {
+    /// Also with replay: each epoch's draw depends only on the seed and the epoch.
+    @Test(arguments: [false, true]) func resumeContinuesExactly(replay: Bool) throws {
         let dir = TempDir("engine-resume")
         defer { dir.remove() }
         let train = dir.write("train.txt", Synthetic.corpus(60, seed: 3))
         let dev = dir.write("dev.txt", Synthetic.corpus(16, seed: 4))
-        let straight = try run("ner-train", ["--output", dir.file("a"), "--quiet"], stdin: Synthetic.job(train: train, dev: dev, epochs: 4))
+        let extra = replay ? ["--replay", dir.write("replay.txt", Synthetic.corpus(50, seed: 5)), "--replay-sentences", "20"] : []
+        let straight = try run("ner-train", ["--output", dir.file("a"), "--quiet"] + extra, stdin: Synthetic.job(train: train, dev: dev, epochs: 4))
         #expect(straight.status == 0, "\(straight.stderr)")
-        let first = try run("ner-train", ["--output", dir.file("b"), "--quiet"], stdin: Synthetic.job(train: train, dev: dev, epochs: 2))
+        let first = try run("ner-train", ["--output", dir.file("b"), "--quiet"] + extra, stdin: Synthetic.job(train: train, dev: dev, epochs: 2))
         #expect(first.status == 0, "\(first.stderr)")
-        let resumed = try run("ner-train", ["--output", dir.file("b"), "--resume", "--epochs", "4", "--quiet"],
+        let resumed = try run("ner-train", ["--output", dir.file("b"), "--resume", "--epochs", "4", "--quiet"] + extra,
                               stdin: Synthetic.job(train: train, dev: dev, epochs: 2))
         #expect(resumed.status == 0, "\(resumed.stderr)")
         let a = try JSON.parse(try #require(straight.lines.first)), b1 = try JSON.parse(try #require(first.lines.first))
@@ -118,6 +120,7 @@ enum Synthetic {
         #expect(b["metrics"]?["epochs_run"]?.intValue == 4)
         #expect(a["metrics"]?["dev"] == b["metrics"]?["dev"])
         #expect(a["metrics"]?["best_epoch"] == b["metrics"]?["best_epoch"])
+        #expect(b["spec"]?["replay_sentences"] == (replay ? 20 : nil))
         for file in ["checkpoint/state.bin", "weights.bin", "vocab.bin"] {
             let x = FileManager.default.contents(atPath: dir.file("a/" + file)), y = FileManager.default.contents(atPath: dir.file("b/" + file))
             #expect(x != nil && x == y, "\(file) differs between a straight and a resumed run")

@@ -161,10 +161,10 @@ import TestSupport
         #expect(org?["support"]?.intValue ?? 0 > 0 && org?["precision"]?.doubleValue == 0 && org?["recall"]?.doubleValue == 0, "\(String(describing: org))")
         #expect(d["metrics"]?["dev"]?["predicted_count"]?.intValue ?? 0 > 0)
         #expect(dropped.stderr.contains("its ORG read as O"), "\(dropped.stderr)")
-        // Unset, replay_sentences is twice the training set (20 here), at most the whole file.
+        // Unset, replay_sentences is the training set's size (10 here), at most the whole file.
         let unset = try trainRecord(dir, "unset", train: noOrg, dev: dev, epochs: 1, ["replay": .string(many)])
         try #require(unset.status == 0, "\(unset.stderr)")
-        #expect(try JSON.parse(try #require(unset.lines.first))["spec"]?["replay_sentences"] == 20)
+        #expect(try JSON.parse(try #require(unset.lines.first))["spec"]?["replay_sentences"] == 10)
     }
 
     @Test func badReplaySettingsAreRefused() throws {

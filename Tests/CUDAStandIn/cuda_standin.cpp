@@ -88,9 +88,11 @@ constexpr uint32_t kUninitialisedPattern = 0x7FC00001u;  // a quiet NaN
 std::atomic<bool> g_initialised{false};
 std::atomic<long long> g_htod{0}, g_dtoh{0}, g_launches{0}, g_gemms{0};
 
-// Live allocations: base address -> size in bytes.
+// Live allocations: base address -> size in bytes. Never destroyed, as a real driver's state is
+// not: a process may free device memory on another thread while exit() runs static destructors,
+// and a destroyed map there corrupts the heap.
 std::mutex g_memMutex;
-std::map<uintptr_t, size_t> g_allocations;
+std::map<uintptr_t, size_t>& g_allocations = *new std::map<uintptr_t, size_t>();
 
 // True when [p, p + bytes) lies inside one live allocation. Zero-length
 // ranges are accepted anywhere: they touch no memory.
@@ -417,7 +419,7 @@ int cuGetErrorString(int status, const char** out) {
     if (!out) return CUDA_ERROR_INVALID_VALUE;
     // Strings are cached per status so the returned pointers stay valid.
     static std::mutex mutex;
-    static std::map<int, std::string> strings;
+    static std::map<int, std::string>& strings = *new std::map<int, std::string>();  // never destroyed, as above
     std::lock_guard<std::mutex> lock(mutex);
     auto it = strings.find(status);
     if (it == strings.end()) {

@@ -1,5 +1,9 @@
 # Helpers sourced by the bench scripts (not a benchmark itself: `make bench` runs bench/*.sh).
 
+# The repository, and the tools to measure (BIN, else the repository's bin/).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BIN:-$ROOT/bin}
+
 # A training run's history: one line per epoch, then the best dev F1, the training time, the median
 # epoch and the time to the best epoch.
 history_summary() {  # model folder

@@ -9,8 +9,6 @@
 #   ROUNDS=10   PORT=18081
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
-BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-10}
 PORT=${PORT:-18081}
 work=$(mktemp -d /tmp/ner-bench-serve-models.XXXXXX)

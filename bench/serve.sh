@@ -13,8 +13,6 @@
 #   SERVE_ARGS    extra ner-serve flags (e.g. "--max-batch-delay 1")
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
-BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-30}
 PORT=${PORT:-18080}
 command -v wrk > /dev/null || { echo "serve.sh: wrk is not installed (apt-get install wrk)" >&2; exit 69; }

@@ -80,7 +80,7 @@ public struct JobSpec: Codable, Equatable, Sendable {
         public var learningRate: Double
         public var weightAverage: Int
         public var patience: Int
-        /// Replayed sentences per epoch (0 without `replay`), known once the replay file is read.
+        /// Replayed sentences per epoch (0 without `replay`).
         public var replaySentences = 0
     }
     /// Training sets of fewer sentences get `smallDataDefaults`.
@@ -88,13 +88,18 @@ public struct JobSpec: Codable, Equatable, Sendable {
     public static let largeDataDefaults = Settings(batchSize: 32, learningRate: 0.001, weightAverage: 0, patience: 5)
     public static let smallDataDefaults = Settings(batchSize: 8, learningRate: 0.002, weightAverage: 5, patience: 15)
 
-    /// What this spec trains with on `trainingSentences` sentences: its own settings where given,
-    /// else the defaults for that size. A warm start gets them too: a lower learning rate measured worse.
-    public func settings(trainingSentences: Int) -> Settings {
+    /// What this spec trains with on `trainingSentences` sentences, with `replayAvailable` in its
+    /// replay file: its own settings where given, else the defaults for that size. A warm start gets
+    /// them too: a lower learning rate measured worse.
+    public func settings(trainingSentences: Int, replayAvailable: Int = 0) -> Settings {
         let d = trainingSentences < JobSpec.smallData ? JobSpec.smallDataDefaults : JobSpec.largeDataDefaults
-        return Settings(batchSize: batchSize ?? d.batchSize,
-                        learningRate: learningRate ?? d.learningRate,
-                        weightAverage: weightAverage ?? d.weightAverage, patience: patience ?? d.patience)
+        var s = Settings(batchSize: batchSize ?? d.batchSize,
+                         learningRate: learningRate ?? d.learningRate,
+                         weightAverage: weightAverage ?? d.weightAverage, patience: patience ?? d.patience)
+        if replayAvailable > 0 {
+            s.replaySentences = min(replaySentences ?? JobSpec.replayRatio * trainingSentences, replayAvailable)
+        }
+        return s
     }
 
     public init(train: String = "") { self.train = train }

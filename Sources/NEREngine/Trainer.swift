@@ -144,14 +144,11 @@ public enum Trainer {
         }
         let parent = try o.initFrom.map { try WarmStart.Parent(directory: $0) }
         let data = try Dataset.build(spec: spec, maxWordChars: maxWordChars, parent: parent)
-        var settings = spec.settings(trainingSentences: data.train.count)
-        if !data.replay.isEmpty {
-            settings.replaySentences = min(spec.replaySentences ?? JobSpec.replayRatio * data.train.count, data.replay.count)
-        }
+        let settings = spec.settings(trainingSentences: data.train.count, replayAvailable: data.replay.count)
         // Tokens seen per epoch: the training set and, on average, the replayed sentences.
         let replayTokens = data.replay.reduce(0) { $0 + $1.count }
         let epochTokens = data.trainTokens + (data.replay.isEmpty ? 0 : replayTokens * settings.replaySentences / data.replay.count)
-        let pool = data.train + data.replay
+        let pool = data.replay.isEmpty ? data.train : data.train + data.replay
         let config = parent.map {
             WarmStart.config(of: $0, charVocab: data.chars.count + 1, wordVocab: data.wordCount, tagCount: data.tagSet.count)
         } ?? ModelConfig(wordDim: data.wordDim, charDim: spec.charDim, charFilters: charFilters,

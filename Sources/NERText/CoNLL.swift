@@ -152,12 +152,9 @@ public struct DocumentBatches {
                 }
                 batch.append(s)
             }
-        } catch let e as ToolError {
-            failed = true
-            return (batch, e)
         } catch {
-            failed = true
-            return (batch, ToolError.data("\(reader.lines.name): \(error)"))
+            failed = true  // CoNLLReader throws only ToolError
+            return (batch, error as? ToolError ?? ToolError.data("\(reader.lines.name): \(error)"))
         }
         return (batch, nil)
     }

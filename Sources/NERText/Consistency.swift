@@ -16,16 +16,15 @@ public enum DocumentConsistency {
     /// retyped span is written in BIO.
     public static func harmonize(tokens: [[String]], tags: inout [[String]], scores: [[Float]]) {
         precondition(tokens.count == tags.count && scores.count == tags.count, "one tag list per sentence")
-        var mentions: [(sentence: Int, span: EntitySpan, key: String)] = []
+        // A name is its tokens: a slice of the sentence, compared and hashed without copying.
+        var mentions: [(sentence: Int, span: EntitySpan, key: ArraySlice<String>)] = []
         for (i, sentenceTags) in tags.enumerated() {
-            for span in Tags.spans(sentenceTags) {
-                mentions.append((i, span, tokens[i][span.start..<span.end].joined(separator: " ")))
-            }
+            for span in Tags.spans(sentenceTags) { mentions.append((i, span, tokens[i][span.start..<span.end])) }
         }
         guard mentions.count > 2 else { return }
-        var votes: [String: [String: Int]] = [:]
+        var votes: [ArraySlice<String>: [String: Int]] = [:]
         for m in mentions { votes[m.key, default: [:]][m.span.type, default: 0] += 1 }
-        var winner: [String: String] = [:]
+        var winner: [ArraySlice<String>: String] = [:]
         for (key, byType) in votes where byType.count > 1 {
             let total = byType.values.reduce(0, +)
             if let (type, n) = byType.max(by: { $0.value < $1.value }), n >= 2, 2 * n > total { winner[key] = type }
@@ -38,9 +37,9 @@ public enum DocumentConsistency {
             tags[m.sentence][m.span.start] = "B-" + type
             for t in (m.span.start + 1)..<m.span.end { tags[m.sentence][t] = "I-" + type }
             // An `I-` tag right after the span would now read as its continuation.
-            if m.span.end < tags[m.sentence].count, ParsedTag(tags[m.sentence][m.span.end]).prefix == UInt8(ascii: "I"),
-               ParsedTag(tags[m.sentence][m.span.end]).type == type {
-                tags[m.sentence][m.span.end] = "B-" + type
+            if m.span.end < tags[m.sentence].count {
+                let next = ParsedTag(tags[m.sentence][m.span.end])
+                if next.prefix == UInt8(ascii: "I") && next.type == type { tags[m.sentence][m.span.end] = "B-" + type }
             }
         }
     }

@@ -104,15 +104,19 @@ extension Entities {
         return zip(texts, sentences).map { text, sentences in
             let own = predictions[next..<(next + sentences.count)]
             next += sentences.count
-            // Each text is one document: a name it repeats gets one type (DocumentConsistency).
-            var tags = own.map(\.tags)
-            if sentences.count > 1 {
-                DocumentConsistency.harmonize(tokens: sentences.map { $0.map(\.text) }, tags: &tags, scores: own.map(\.scores))
-            }
             var found: [Entity] = []
             var walker = ScalarWalker(text)
+            // Each text is one document: a name it repeats gets one type (DocumentConsistency).
+            // A one-sentence text has nothing to harmonize, and most texts are one sentence.
+            var harmonized: [[String]]? = nil
+            if sentences.count > 1 {
+                var tags = own.map(\.tags)
+                DocumentConsistency.harmonize(tokens: sentences.map { $0.map(\.text) }, tags: &tags, scores: own.map(\.scores))
+                harmonized = tags
+            }
             for (i, tokens) in sentences.enumerated() {
-                found += extract(tokens: tokens, tags: tags[i], scores: own[own.startIndex + i].scores, walker: &walker)
+                let p = own[own.startIndex + i]
+                found += extract(tokens: tokens, tags: harmonized?[i] ?? p.tags, scores: p.scores, walker: &walker)
             }
             return found
         }
